@@ -1,0 +1,155 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Settings every Swift target shares.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+/// Plugins are linked with `-z defs`, so an unresolved symbol is a link error instead of a
+/// crash at the first call.
+let pluginLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "defs"])
+]
+
+/// A built-in plugin written in Swift: a `.dynamic` product that depends on the SDK only.
+func swiftPlugin(_ product: String, target: String, path: String) -> (Product, Target) {
+    (
+        .library(name: product, type: .dynamic, targets: [target]),
+        .target(
+            name: target,
+            dependencies: ["OrionPluginSDK"],
+            path: path,
+            swiftSettings: swiftSettings,
+            linkerSettings: pluginLinkerSettings
+        )
+    )
+}
+
+/// A plugin written in C (test fixtures and benchmarks): header only.
+func cPlugin(
+    _ product: String, target: String, path: String, strictLinking: Bool = true
+) -> (Product, Target) {
+    (
+        .library(name: product, type: .dynamic, targets: [target]),
+        .target(
+            name: target,
+            dependencies: ["OrionPluginABI"],
+            path: path,
+            linkerSettings: strictLinking ? pluginLinkerSettings : []
+        )
+    )
+}
+
+let plugins: [(Product, Target)] = [
+    swiftPlugin("ratelimit-gcra", target: "RateLimitGCRA", path: "Plugins/ratelimit-gcra"),
+    // Benchmark plugins for `orion bench plugin-call`.
+    cPlugin("orion-bench-c", target: "OrionBenchC", path: "Plugins/bench/c"),
+    swiftPlugin("orion-bench-swift", target: "OrionBenchSwift", path: "Plugins/bench/swift"),
+    // Test fixtures: each one exists to be refused (or swapped) by the loader.
+    cPlugin("fixture-swap-v1", target: "FixtureSwapV1", path: "Tests/Fixtures/swap-v1"),
+    cPlugin("fixture-swap-v2", target: "FixtureSwapV2", path: "Tests/Fixtures/swap-v2"),
+    cPlugin("fixture-no-entry", target: "FixtureNoEntry", path: "Tests/Fixtures/no-entry"),
+    cPlugin("fixture-abi-v2", target: "FixtureABIv2", path: "Tests/Fixtures/abi-v2"),
+    cPlugin("fixture-newer-minor", target: "FixtureNewerMinor", path: "Tests/Fixtures/newer-minor"),
+    cPlugin("fixture-small-struct", target: "FixtureSmallStruct", path: "Tests/Fixtures/small-struct"),
+    cPlugin("fixture-toolchain", target: "FixtureToolchain", path: "Tests/Fixtures/toolchain"),
+    cPlugin("fixture-bad-manifest", target: "FixtureBadManifest", path: "Tests/Fixtures/bad-manifest"),
+    cPlugin(
+        "fixture-unresolved", target: "FixtureUnresolved", path: "Tests/Fixtures/unresolved",
+        strictLinking: false),
+    swiftPlugin("fixture-swift-retriever", target: "FixtureSwiftRetriever", path: "Tests/Fixtures/swift-retriever"),
+]
+
+let package = Package(
+    name: "orion",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "orion", targets: ["OrionCLI"]),
+        .library(name: "OrionCore", targets: ["OrionCore"]),
+        .library(name: "OrionPluginSDK", targets: ["OrionPluginSDK"]),
+        .library(name: "OrionPluginHost", targets: ["OrionPluginHost"]),
+        .library(name: "OrionPluginConformance", targets: ["OrionPluginConformance"]),
+    ] + plugins.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
+        .target(name: "OrionPluginABI", path: "PluginSDK/ABI"),
+        .target(
+            name: "OrionPluginSDK",
+            dependencies: ["OrionPluginABI"],
+            path: "PluginSDK/SDK",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrionPluginHost",
+            dependencies: ["OrionPluginSDK", "OrionPluginABI"],
+            path: "PluginSDK/Host",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrionPluginConformance",
+            dependencies: ["OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            path: "PluginSDK/Conformance",
+            swiftSettings: swiftSettings
+        ),
+
+        // Runtime: the core library (no HTTP) and the `orion` executable.
+        .target(
+            name: "OrionCore",
+            dependencies: [
+                "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Runtime/Core",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "OrionCLI",
+            dependencies: [
+                "OrionCore", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Runtime/CLI",
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "PluginSDKTests",
+            dependencies: ["OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            path: "Tests/PluginSDKTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrionCoreTests",
+            dependencies: [
+                "OrionCore", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Tests/OrionCoreTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PluginTests",
+            dependencies: ["OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            path: "Tests/PluginTests",
+            swiftSettings: swiftSettings
+        ),
+    ] + plugins.map(\.1)
+)
