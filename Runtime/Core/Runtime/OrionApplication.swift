@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The runtime as one runnable unit: plugins loaded from `plugins.d/`, the reload service, and
+/// (from the gateway) the HTTP server. `orion serve` and the tests build it the same way.
+public struct OrionApplication: Sendable {
+    public let config: RuntimeConfig
+    public let runtime: PluginRuntime
+    public let startupReport: DeploymentReport
+    public var services: [any Service]
+    let logger: Logger
+
+    /// Loads the deployment. Throws when the configuration is invalid or a `required` instance
+    /// fails; other refusals are in ``startupReport``.
+    public static func build(config: RuntimeConfig, logger: Logger, clock: any RuntimeClock = SystemRuntimeClock()) async throws -> OrionApplication {
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        let runtime = PluginRuntime(config: config, logger: logger, clock: clock)
+        let report = try await runtime.reload(reason: "start-up")
+        let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
+        let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
+        return OrionApplication(config: config, runtime: runtime, startupReport: report, services: [reloader], logger: logger)
+    }
+
+    /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully and retires every
+    /// plugin instance.
+    public func run() async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await runtime.shutdown()
+    }
+}

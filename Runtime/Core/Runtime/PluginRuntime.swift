@@ -1,0 +1,201 @@
+import Foundation
+import Logging
+import OrionPluginHost
+import OrionPluginSDK
+
+/// Loads the deployment in `plugins.d/` into the registry, and reloads it while serving.
+///
+/// A deployment is applied whole or not at all: new instances are created (and prepared) before
+/// the new snapshot is published; requests in flight finish on the instances they leased; an
+/// invalid configuration changes nothing and says why.
+public actor PluginRuntime {
+    public nonisolated let registry: Registry
+    public nonisolated let config: RuntimeConfig
+    let cache: ImageCache
+    let locator: PluginLocator
+    let logger: Logger
+    let clock: any RuntimeClock
+    var preparers: [any InstancePreparer] = []
+    /// Called after a plugin's destroy ran (tests and metrics count these).
+    let onDestroyed: @Sendable (InstanceHandle) -> Void
+    /// The last reload's outcome, for `orion plugins list` and health checks.
+    public private(set) var lastReport: DeploymentReport?
+
+    public init(
+        config: RuntimeConfig, registry: Registry = Registry(), logger: Logger, clock: any RuntimeClock = SystemRuntimeClock(),
+        locator: PluginLocator? = nil, onDestroyed: @escaping @Sendable (InstanceHandle) -> Void = { _ in }
+    ) {
+        self.config = config
+        self.registry = registry
+        self.logger = logger
+        self.clock = clock
+        self.cache = ImageCache(directory: config.plugins.cachePath(dataDirectory: config.dataDirectory))
+        self.locator = locator ?? PluginLocator(configured: config.plugins.searchPaths)
+        self.onDestroyed = onDestroyed
+        let imageLogger = logger
+        HostAPI.setImageLogHandler { _, message in imageLogger.warning("plugin entry: \(message)") }
+    }
+
+    /// Adds a preparer run on every new instance before publication.
+    public func addPreparer(_ preparer: any InstancePreparer) {
+        preparers.append(preparer)
+    }
+
+    /// Reads `plugins.d/` and applies it.
+    @discardableResult
+    public func reload(reason: String = "requested") async throws(DeploymentError) -> DeploymentReport {
+        let spec: DeploymentSpec
+        do {
+            spec = try DeploymentSpec.load(directory: config.plugins.directory)
+        } catch {
+            logger.error("reload refused: invalid configuration", metadata: ["orion.reload.reason": "\(reason)", "orion.config.errors": "\(error)"])
+            throw DeploymentError(reason: .invalidConfiguration(error))
+        }
+        return try await apply(spec, reason: reason)
+    }
+
+    /// Applies `spec`: loads what changed, keeps what did not, publishes atomically.
+    @discardableResult
+    public func apply(_ spec: DeploymentSpec, reason: String = "requested") async throws(DeploymentError) -> DeploymentReport {
+        let current = registry.snapshot
+        var report = DeploymentReport(generation: current.generation)
+        var next: [String: InstanceHandle] = [:]
+        var fresh: [InstanceHandle] = []
+        var files: [String: String] = [:]
+
+        func abandon() {
+            // Nothing was published: destroy what this attempt created.
+            for handle in fresh { handle.retire() }
+        }
+
+        for instanceSpec in spec.instances {
+            if let first = files[instanceSpec.id] {
+                let refusal = InstanceRefusal(
+                    instanceID: instanceSpec.id, file: instanceSpec.file,
+                    error: PluginLoadError(
+                        .duplicateInstanceID,
+                        "Instance id '\(instanceSpec.id)' is already declared in \(first). Give this instance another 'id', or remove one of the files."))
+                report.refusals.append(refusal)
+                logger.error("plugin instance refused", metadata: refusal.metadata)
+                continue
+            }
+            files[instanceSpec.id] = instanceSpec.file
+            do throws(PluginLoadError) {
+                let path = try locator.locate(instanceSpec.plugin)
+                let sha = try ImageCache.sha256(ofFileAt: path)
+                if let pin = instanceSpec.sha256, pin != sha {
+                    throw PluginLoadError(
+                        .sha256Mismatch,
+                        "'\(path)' has sha256 \(sha), but the instance pins \(pin). Deploy the pinned build, or update 'sha256' after verifying the new one.",
+                        path: path)
+                }
+                if let existing = current.instances[instanceSpec.id], existing.sha256 == sha, existing.spec.config == instanceSpec.config {
+                    next[instanceSpec.id] = existing
+                    report.kept.append(instanceSpec.id)
+                    continue
+                }
+                let handle = try await create(instanceSpec, path: path, sha256: sha)
+                fresh.append(handle)
+                next[instanceSpec.id] = handle
+                report.created.append(instanceSpec.id)
+            } catch {
+                let refusal = InstanceRefusal(instanceID: instanceSpec.id, file: instanceSpec.file, error: error)
+                logger.error("plugin instance refused", metadata: refusal.metadata)
+                if instanceSpec.required {
+                    abandon()
+                    throw DeploymentError(reason: .requiredInstanceFailed(refusal))
+                }
+                report.refusals.append(refusal)
+                if let existing = current.instances[instanceSpec.id] {
+                    next[instanceSpec.id] = existing
+                    report.keptPrevious.append(instanceSpec.id)
+                }
+            }
+        }
+
+        let (tiers, mismatches, warnings) = resolveTiers(spec, instances: next)
+        guard mismatches.isEmpty else {
+            abandon()
+            throw DeploymentError(reason: .capabilityMismatch(mismatches))
+        }
+        report.warnings = warnings
+        report.removed = current.instances.keys.filter { next[$0] == nil }.sorted()
+        let published = registry.publish(instances: next, tiers: tiers)
+        report.generation = published.generation
+        lastReport = report
+        logger.info(
+            "plugins deployed",
+            metadata: [
+                "orion.reload.reason": "\(reason)", "orion.registry.generation": "\(published.generation)",
+                "orion.plugins.created": "\(report.created)", "orion.plugins.kept": "\(report.kept.count)",
+                "orion.plugins.removed": "\(report.removed)", "orion.plugins.refused": "\(report.refusals.map(\.instanceID))",
+            ])
+        for warning in warnings { logger.warning("\(warning)") }
+        return report
+    }
+
+    private func create(_ spec: InstanceSpec, path: String, sha256: String) async throws(PluginLoadError) -> InstanceHandle {
+        let image = try cache.image(for: path, sha256: sha256)
+        // The schema was checked when the manifest was parsed, so constructing it cannot fail here.
+        let schema = try? JSONSchema(image.info.manifest.configSchema)
+        let violations = schema?.violations(of: spec.config) ?? []
+        guard violations.isEmpty else {
+            throw PluginLoadError(
+                .configRejected,
+                "The config of instance '\(spec.id)' does not match plugin '\(image.info.id)' schema: \(violations.joined(separator: "; ")). Fix 'config' in \(spec.file).",
+                path: path)
+        }
+        let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry)
+        let instance = try PluginInstance(image: image, config: spec.config.jsonData, services: services)
+        for preparer in preparers {
+            do {
+                try await preparer.prepare(instance, spec: spec)
+            } catch {
+                instance.destroy()
+                throw PluginLoadError(.createFailed, "Instance '\(spec.id)' could not be prepared: \(error)", path: path)
+            }
+        }
+        return InstanceHandle(spec: spec, instance: instance, loadedPath: image.path, sha256: sha256, onDestroyed: onDestroyed)
+    }
+
+    /// Tiers as published, capability mismatches (fatal) and warnings (a referenced instance that
+    /// was refused leaves its capability short).
+    private func resolveTiers(_ spec: DeploymentSpec, instances: [String: InstanceHandle]) -> ([String: Tier], [ConfigError], [String]) {
+        var tiers: [String: Tier] = [:]
+        var mismatches: [ConfigError] = []
+        var warnings: [String] = []
+        for tierSpec in spec.tiers {
+            for (capability, ids) in tierSpec.capabilities.sorted(by: { $0.key < $1.key }) {
+                for id in ids {
+                    guard let handle = instances[id] else {
+                        warnings.append("tier '\(tierSpec.name)' maps '\(capability)' to instance '\(id)', which did not load")
+                        continue
+                    }
+                    let offered = handle.info.manifest.capabilities
+                    if !offered.contains(capability) {
+                        mismatches.append(ConfigError(
+                            file: spec.tierManifestFile, line: spec.referenceLines["\(tierSpec.name).\(capability)"],
+                            key: "tiers.\(tierSpec.name).capabilities.\(capability)",
+                            message: "instance '\(id)' (plugin \(handle.info.id)) does not provide '\(capability)'; it provides \(offered.joined(separator: ", ")). Map '\(capability)' to an instance that provides it."))
+                    }
+                }
+            }
+            tiers[tierSpec.name] = Tier(name: tierSpec.name, requestsPerHour: tierSpec.requestsPerHour, costCapUSD: tierSpec.costCapUSD, capabilities: tierSpec.capabilities)
+        }
+        return (tiers, mismatches, warnings)
+    }
+
+    /// Retires every instance (for shutdown); each is destroyed after its last lease.
+    public func shutdown() {
+        registry.publish(instances: [:], tiers: [:])
+    }
+}
+
+extension InstanceRefusal {
+    var metadata: Logger.Metadata {
+        [
+            "orion.plugin.instance": "\(instanceID)", "orion.config.file": "\(file)", "orion.plugin.refusal": "\(error.code)",
+            "orion.plugin.message": "\(error.message)", "orion.plugin.cause": "\(error.cause ?? "")",
+        ]
+    }
+}
