@@ -129,16 +129,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "OrionTestSupport",
+            dependencies: ["OrionPluginHost", "OrionPluginSDK"],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PluginSDKTests",
-            dependencies: ["OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            dependencies: ["OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
             path: "Tests/PluginSDKTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OrionCoreTests",
             dependencies: [
-                "OrionCore", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                "OrionTestSupport", "OrionCore", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -147,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PluginTests",
-            dependencies: ["OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            dependencies: ["OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
             path: "Tests/PluginTests",
             swiftSettings: swiftSettings
         ),

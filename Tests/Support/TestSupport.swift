@@ -1,0 +1,56 @@
+import Foundation
+import OrionPluginHost
+import OrionPluginSDK
+import Synchronization
+
+/// Where the built plugins are: `$ORION_PLUGIN_DIR`, else next to the test binary (where
+/// `swift build` puts every `.dynamic` product).
+public enum TestPlugins {
+    public static var directory: String {
+        if let dir = ProcessInfo.processInfo.environment["ORION_PLUGIN_DIR"], !dir.isEmpty { return dir }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = (exe as NSString).deletingLastPathComponent
+        // Inside an .xctest bundle the binary sits deeper on some layouts; walk up to the .so files.
+        for _ in 0..<4 where !FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("libratelimit-gcra.so")) {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir
+    }
+
+    /// The path of `lib<name>.so`.
+    public static func path(_ name: String) -> String {
+        (directory as NSString).appendingPathComponent("lib\(name).so")
+    }
+
+    /// A fresh temporary directory.
+    public static func temporaryDirectory(_ label: String = "orion-test") -> String {
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label)-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// A clock the test moves by hand.
+public final class ManualClock: Sendable {
+    private let nanoseconds: Atomic<Int64>
+    public init(start: Int64 = 1_000_000_000_000) { nanoseconds = Atomic(start) }
+    public var now: Int64 { nanoseconds.load(ordering: .acquiring) }
+    public func advance(nanoseconds delta: Int64) { nanoseconds.add(delta, ordering: .acquiringAndReleasing) }
+    public func advance(seconds: Double) { advance(nanoseconds: Int64(seconds * 1e9)) }
+}
+
+/// Host services that record what plugins report and read a manual clock.
+public final class RecordingHost: HostServices {
+    public let clock: ManualClock
+    private let state = Mutex<(logs: [String], counters: [String: Int64])>(([], [:]))
+
+    public init(clock: ManualClock = ManualClock()) { self.clock = clock }
+
+    public func log(level: PluginHost.LogLevel, message: String) { state.withLock { $0.logs.append(message) } }
+    public func addCounter(name: String, delta: Int64) { state.withLock { $0.counters[name, default: 0] += delta } }
+    public func monotonicNanoseconds() -> Int64 { clock.now }
+    public func nowNanoseconds() -> Int64 { clock.now }
+
+    public func counter(_ name: String) -> Int64 { state.withLock { $0.counters[name] ?? 0 } }
+    public var logs: [String] { state.withLock { $0.logs } }
+}
