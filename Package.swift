@@ -147,6 +147,7 @@ let package = Package(
                 "OrionTestSupport", "OrionCore", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             path: "Tests/OrionCoreTests",
             swiftSettings: swiftSettings

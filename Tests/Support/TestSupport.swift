@@ -54,3 +54,27 @@ public final class RecordingHost: HostServices {
     public func counter(_ name: String) -> Int64 { state.withLock { $0.counters[name] ?? 0 } }
     public var logs: [String] { state.withLock { $0.logs } }
 }
+
+/// An integer shared between tasks.
+public final class SharedCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    public func increment(by delta: Int = 1) { value.add(delta, ordering: .relaxed) }
+    public var count: Int { value.load(ordering: .relaxed) }
+}
+
+/// A flag shared between tasks.
+public final class SharedFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    public init() {}
+    public func set() { value.store(true, ordering: .releasing) }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// A set of integers shared between tasks.
+public final class SharedSet: Sendable {
+    private let storage = Mutex<Set<Int64>>([])
+    public init() {}
+    public func insert(_ values: Set<Int64>) { storage.withLock { $0.formUnion(values) } }
+    public var values: Set<Int64> { storage.withLock { $0 } }
+}

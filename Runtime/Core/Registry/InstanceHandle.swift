@@ -13,6 +13,8 @@ public final class InstanceHandle: Sendable {
     /// The copy of the plugin file that was loaded, and its sha256.
     public let loadedPath: String
     public let sha256: String
+    /// Unique per handle within the process, in creation order.
+    public let serial: UInt64
     /// Called once, after the plugin's destroy ran.
     private let onDestroyed: @Sendable (InstanceHandle) -> Void
 
@@ -25,7 +27,10 @@ public final class InstanceHandle: Sendable {
     public var id: String { spec.id }
     public var info: PluginInfo { instance.image.info }
 
+    private static let serials = Atomic<UInt64>(0)
+
     init(spec: InstanceSpec, instance: PluginInstance, loadedPath: String, sha256: String, onDestroyed: @escaping @Sendable (InstanceHandle) -> Void) {
+        self.serial = Self.serials.add(1, ordering: .relaxed).newValue
         self.spec = spec
         self.instance = instance
         self.loadedPath = loadedPath

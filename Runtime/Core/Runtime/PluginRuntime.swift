@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import OrionPluginHost
 import OrionPluginSDK
 
@@ -15,6 +16,7 @@ public actor PluginRuntime {
     let locator: PluginLocator
     let logger: Logger
     let clock: any RuntimeClock
+    let metrics: any MetricsFactory
     var preparers: [any InstancePreparer] = []
     /// Called after a plugin's destroy ran (tests and metrics count these).
     let onDestroyed: @Sendable (InstanceHandle) -> Void
@@ -23,12 +25,13 @@ public actor PluginRuntime {
 
     public init(
         config: RuntimeConfig, registry: Registry = Registry(), logger: Logger, clock: any RuntimeClock = SystemRuntimeClock(),
-        locator: PluginLocator? = nil, onDestroyed: @escaping @Sendable (InstanceHandle) -> Void = { _ in }
+        locator: PluginLocator? = nil, metrics: any MetricsFactory = MetricsSystem.factory, onDestroyed: @escaping @Sendable (InstanceHandle) -> Void = { _ in }
     ) {
         self.config = config
         self.registry = registry
         self.logger = logger
         self.clock = clock
+        self.metrics = metrics
         self.cache = ImageCache(directory: config.plugins.cachePath(dataDirectory: config.dataDirectory))
         self.locator = locator ?? PluginLocator(configured: config.plugins.searchPaths)
         self.onDestroyed = onDestroyed
@@ -145,7 +148,7 @@ public actor PluginRuntime {
                 "The config of instance '\(spec.id)' does not match plugin '\(image.info.id)' schema: \(violations.joined(separator: "; ")). Fix 'config' in \(spec.file).",
                 path: path)
         }
-        let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry)
+        let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry, metrics: metrics)
         let instance = try PluginInstance(image: image, config: spec.config.jsonData, services: services)
         for preparer in preparers {
             do {

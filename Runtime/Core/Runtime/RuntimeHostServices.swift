@@ -24,10 +24,11 @@ final class RuntimeHostServices: HostServices {
     let pluginID: String
     let clock: any RuntimeClock
     weak let registry: Registry?
+    let metrics: any MetricsFactory
     private let counters = Mutex<[String: Counter]>([:])
     private let recorders = Mutex<[String: Recorder]>([:])
 
-    init(instanceID: String, pluginID: String, logger: Logger, clock: any RuntimeClock, registry: Registry) {
+    init(instanceID: String, pluginID: String, logger: Logger, clock: any RuntimeClock, registry: Registry, metrics: any MetricsFactory) {
         var logger = logger
         logger[metadataKey: "orion.plugin.id"] = "\(pluginID)"
         logger[metadataKey: "orion.plugin.instance"] = "\(instanceID)"
@@ -35,6 +36,7 @@ final class RuntimeHostServices: HostServices {
         self.pluginID = pluginID
         self.clock = clock
         self.registry = registry
+        self.metrics = metrics
     }
 
     func log(level: PluginHost.LogLevel, message: String) {
@@ -53,7 +55,7 @@ final class RuntimeHostServices: HostServices {
     func addCounter(name: String, delta: Int64) {
         let counter = counters.withLock { cache in
             if let existing = cache[name] { return existing }
-            let created = Counter(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)])
+            let created = Counter(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)], factory: metrics)
             cache[name] = created
             return created
         }
@@ -63,7 +65,7 @@ final class RuntimeHostServices: HostServices {
     func recordHistogram(name: String, value: Double) {
         let recorder = recorders.withLock { cache in
             if let existing = cache[name] { return existing }
-            let created = Recorder(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)], aggregate: true)
+            let created = Recorder(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)], factory: metrics)
             cache[name] = created
             return created
         }
