@@ -1,0 +1,104 @@
+import Foundation
+import OrionCore
+import OrionTestSupport
+import Testing
+
+@Suite struct RuntimeConfigTests {
+    let dir = TestPlugins.temporaryDirectory()
+
+    func file(_ text: String) throws -> String {
+        let path = (dir as NSString).appendingPathComponent("orion.yaml")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func defaultsMatchTheDocumentedValues() throws {
+        let config = try RuntimeConfig.load(file: nil, environment: [:])
+        #expect(config.instanceID == "orion-local")
+        #expect(config.environment == .development)
+        #expect(config.multiTenantEnabled)
+        #expect(config.telemetry.defaultCostCapUSD == 0.50)
+        #expect(config.telemetry.alertThreshold == 0.8)
+        #expect(config.memory.hybridSearchEnabled)
+        #expect(!config.memory.queryExpansionEnabled)
+        #expect(config.memory.memrlEnabled)
+        #expect(config.memory.learningRate == 0.1)
+        #expect(config.rateLimits.requestsPerHour == 120)
+        #expect(config.rateLimits.maxConcurrentSessions == 10)
+    }
+
+    @Test func theFileIsReadAndPathsResolveAgainstIt() throws {
+        let path = try file("""
+            instanceId: node-a
+            dataDirectory: state
+            telemetry:
+              defaultCostCapUsd: 1.25
+            plugins:
+              directory: deploy/plugins.d
+            """)
+        let config = try RuntimeConfig.load(file: path, environment: [:])
+        #expect(config.instanceID == "node-a")
+        #expect(config.telemetry.defaultCostCapUSD == 1.25)
+        #expect(config.dataDirectory == (dir as NSString).appendingPathComponent("state"))
+        #expect(config.plugins.directory == (dir as NSString).appendingPathComponent("deploy/plugins.d"))
+    }
+
+    @Test func environmentVariablesOverrideTheFile() throws {
+        let path = try file("instanceId: from-file\nmultiTenant: { enabled: true }\n")
+        let config = try RuntimeConfig.load(file: path, environment: [
+            "ORION_INSTANCE_ID": "from-env", "MULTI_TENANT_ENABLED": "false", "WORKSPACE_BASE_PATH": "/srv/ws",
+            "USAGE_DB_PATH": "/srv/usage.db", "COST_CAP_USD": "2.5",
+        ])
+        #expect(config.instanceID == "from-env")
+        #expect(!config.multiTenantEnabled)
+        #expect(config.workspaceBasePath == "/srv/ws")
+        #expect(config.telemetry.usageDBPath == "/srv/usage.db")
+        #expect(config.telemetry.defaultCostCapUSD == 2.5)
+    }
+
+    @Test func productionNamesEveryMissingRequiredValue() throws {
+        do {
+            _ = try RuntimeConfig.load(file: nil, environment: ["ORION_ENVIRONMENT": "production", "ORION_INSTANCE_ID": "prod-1"])
+            Issue.record("production started without its required values")
+        } catch {
+            let keys = Set(error.errors.compactMap(\.key))
+            #expect(keys == ["dataDirectory", "workspace.basePath", "telemetry.usageDbPath"])
+            #expect(error.description.contains("WORKSPACE_BASE_PATH"))
+        }
+        let complete = try RuntimeConfig.load(file: nil, environment: [
+            "ORION_ENVIRONMENT": "production", "ORION_INSTANCE_ID": "prod-1", "ORION_DATA_DIR": "/var/lib/orion",
+            "WORKSPACE_BASE_PATH": "/var/lib/orion/ws", "USAGE_DB_PATH": "/var/lib/orion/usage.db",
+        ])
+        #expect(complete.environment == .production)
+    }
+
+    @Test(arguments: [
+        ("telemetry:\n  defaultCostCapUsd: cheap\n", "telemetry.defaultCostCapUsd", "must be a cost in USD"),
+        ("memory:\n  learningRate: 3\n", "memory.learningRate", "(0, 1]"),
+        ("environment: prod\n", "environment", "development, staging, production"),
+        ("rateLimits:\n  requestsPerHuor: 5\n", "rateLimits.requestsPerHuor", "Did you mean 'requestsPerHour'?"),
+        ("multiTenant:\n  enabled: maybe\n", "multiTenant.enabled", "true or false"),
+    ])
+    func badValuesNameTheFileTheLineAndTheKey(text: String, key: String, says: String) throws {
+        let path = try file(text)
+        do {
+            _ = try RuntimeConfig.load(file: path, environment: [:])
+            Issue.record("accepted \(text)")
+        } catch {
+            let first = try #require(error.errors.first)
+            #expect(first.file == path)
+            #expect(first.key == key)
+            #expect(first.line != nil)
+            #expect(first.message.contains(says), "\(first)")
+        }
+    }
+
+    @Test func aBadEnvironmentValueNamesTheVariable() throws {
+        do {
+            _ = try RuntimeConfig.load(file: nil, environment: ["COST_CAP_USD": "a lot"])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("environment variable COST_CAP_USD"))
+        }
+    }
+}
