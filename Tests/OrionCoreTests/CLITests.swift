@@ -1,0 +1,131 @@
+import Foundation
+import OrionTestSupport
+import Synchronization
+import Testing
+
+/// The `orion` executable, run as operators run it.
+@Suite struct CLITests {
+    let orion = (TestPlugins.directory as NSString).appendingPathComponent("orion")
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: orion)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func pluginsCheckPrintsInfoOrTheRefusal() throws {
+        let ok = try run(["plugins", "check", TestPlugins.path("ratelimit-gcra")])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("ok: ratelimit-gcra 1.0.0"))
+        #expect(ok.stdout.contains("rate_limiter"))
+        let refused = try run(["plugins", "check", TestPlugins.path("fixture-newer-minor")])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("plugin-newer-than-host"))
+    }
+
+    @Test func pluginsTestRunsTheConformanceKit() throws {
+        let good = try run(["plugins", "test", TestPlugins.path("ratelimit-gcra")])
+        #expect(good.status == 0, "\(good.stdout)")
+        #expect(good.stdout.contains(" passed, 0 failed"))
+        let bad = try run(["plugins", "test", TestPlugins.path("fixture-swap-v1")])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("FAIL"))
+    }
+
+    func deployment() throws -> (config: String, pluginsD: String) {
+        let dir = TestPlugins.temporaryDirectory("orion-cli")
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try FileManager.default.createDirectory(atPath: pluginsD, withIntermediateDirectories: true)
+        try "id: limiter\nplugin: ratelimit-gcra\nrequired: true\n".write(toFile: pluginsD + "/limiter.yaml", atomically: true, encoding: .utf8)
+        try "tiers:\n  free:\n    capabilities: { rate_limit: limiter }\n".write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
+        let config = (dir as NSString).appendingPathComponent("orion.yaml")
+        try "dataDirectory: data\nplugins:\n  directory: plugins.d\n  watchIntervalSeconds: 0\n".write(toFile: config, atomically: true, encoding: .utf8)
+        return (config, pluginsD)
+    }
+
+    @Test func configCheckAndPluginsList() throws {
+        let (config, pluginsD) = try deployment()
+        let check = try run(["config", "check", "--config", config])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("tier free: 60 req/h"))
+        let list = try run(["plugins", "list", "--config", config])
+        #expect(list.stdout.contains("limiter"))
+        #expect(list.stdout.contains("free"))
+        try "tiers:\n  free:\n    capabilities: { rate_limit: limitr }\n".write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
+        let broken = try run(["config", "check", "--config", config])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains("tiers.yaml"))
+        #expect(broken.stderr.contains("tiers.free.capabilities.rate_limit"))
+    }
+
+    /// `orion serve` starts, reloads on SIGHUP (a broken file changes nothing, a fixed one
+    /// applies), and stops cleanly on SIGTERM.
+    @Test(.timeLimit(.minutes(1)))
+    func serveReloadsOnSIGHUPAndStopsOnSIGTERM() async throws {
+        let (config, pluginsD) = try deployment()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: orion)
+        process.arguments = ["serve", "--config", config, "--log-level", "info"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        let log = Mutex("")
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = String(decoding: handle.availableData, as: UTF8.self)
+            log.withLock { $0 += chunk }
+        }
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        func waitFor(_ text: String, count: Int = 1) async throws -> Bool {
+            for _ in 0..<500 {  // at most 10 s
+                if log.withLock({ $0.components(separatedBy: text).count - 1 >= count }) { return true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return false
+        }
+        #expect(try await waitFor("orion serving"))
+        // Give the signal handler a moment to be installed after the log line.
+        try await Task.sleep(for: .milliseconds(300))
+
+        try "id: limiter\nplugin: [broken\n".write(toFile: pluginsD + "/limiter.yaml", atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(try await waitFor("reload refused"))
+        #expect(process.isRunning, "a broken reload does not stop the server")
+
+        try "id: limiter\nplugin: ratelimit-gcra\nconfig: { limit: 7 }\n".write(toFile: pluginsD + "/limiter.yaml", atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(try await waitFor("orion.reload.reason=SIGHUP"))
+
+        process.terminate()  // SIGTERM
+        for _ in 0..<500 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 0)
+        #expect(try await waitFor("orion stopped"))
+    }
+
+    @Test func benchPrintsOneJSONObjectLast() throws {
+        let output = try run(["bench", "plugin-call", "--iterations", "20000", "--rounds", "1", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let last = try #require(output.stdout.split(separator: "\n").last)
+        let object = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double]
+        for key in ["direct_ns", "c_plugin_ns", "swift_plugin_ns", "c_ratio", "swift_ratio"] {
+            #expect(object?[key] != nil, "missing \(key)")
+        }
+    }
+}
