@@ -60,6 +60,7 @@ let plugins: [(Product, Target)] = [
         "fixture-unresolved", target: "FixtureUnresolved", path: "Tests/Fixtures/unresolved",
         strictLinking: false),
     swiftPlugin("fixture-swift-retriever", target: "FixtureSwiftRetriever", path: "Tests/Fixtures/swift-retriever"),
+    swiftPlugin("fixture-swift-multi", target: "FixtureSwiftMulti", path: "Tests/Fixtures/swift-multi"),
 ]
 
 let package = Package(
