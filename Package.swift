@@ -61,6 +61,8 @@ let plugins: [(Product, Target)] = [
         strictLinking: false),
     swiftPlugin("fixture-swift-retriever", target: "FixtureSwiftRetriever", path: "Tests/Fixtures/swift-retriever"),
     swiftPlugin("fixture-swift-multi", target: "FixtureSwiftMulti", path: "Tests/Fixtures/swift-multi"),
+    // The Swift plugin printed in docs/plugin-abi.md, built and tested as it is printed there.
+    swiftPlugin("ratelimit-fixed", target: "RateLimitFixed", path: "Tests/Fixtures/doc-example-swift"),
 ]
 
 let package = Package(

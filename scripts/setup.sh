@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/serve.sh and scripts/test.sh: checks the toolchain and installs the
+# Debian packages the build and tests need (only those missing; needs root or sudo).
+set -euo pipefail
+
+# Debian packages the build and the tests use.
+ORION_APT_PACKAGES=(python3 gcc libc6-dev)
+
+command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6.3.1 (see README)" >&2; exit 1; }
+
+missing=()
+for pkg in "${ORION_APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# llvm-cov ships with the Swift toolchain, next to swift.
+LLVM_COV="$(dirname "$(readlink -f "$(command -v swift)")")/llvm-cov"
+export LLVM_COV
