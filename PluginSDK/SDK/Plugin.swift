@@ -15,8 +15,8 @@
 ///         configSchema: #"{"type":"object","properties":{"limit":{"type":"integer","minimum":1}},"required":["limit"]}"#)
 ///     let limit: Int64
 ///     init(configuration: Configuration, host: PluginHost) throws { limit = configuration.limit }
-///     func acquire(key: PluginString, cost: Int64) throws(PluginError) -> RateDecision {
-///         RateDecision(allowed: cost <= limit, limit: limit, remaining: limit - cost)
+///     func acquire(key: PluginString, cost: Int64, decision: inout RateDecision) throws(PluginError) {
+///         decision = RateDecision(allowed: cost <= limit, limit: limit, remaining: limit - cost)
 ///     }
 /// }
 ///

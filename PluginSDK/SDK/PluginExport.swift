@@ -91,9 +91,15 @@ enum ExportState {
 }
 
 /// The object behind a C instance pointer: the plugin and its kind views, resolved once.
+///
+/// The rate limiter, the one kind called per request with little work behind it, is reached
+/// through a typed view (see ``RateLimiterView``); the other kinds through existentials, whose
+/// retain/release is small beside their work.
 final class InstanceBox {
     let plugin: AnyObject
-    let rateLimiter: (any RateLimiterPlugin)?
+    /// Owns the view; ``rateLimiterRef`` is the same object, unretained, for the hot path.
+    let rateLimiter: RateLimiterView?
+    let rateLimiterRef: Unmanaged<RateLimiterView>?
     let retriever: (any RetrieverPlugin)?
     let engine: (any EnginePlugin)?
     let pricing: (any PricingPlugin)?
@@ -101,7 +107,8 @@ final class InstanceBox {
 
     init(_ plugin: some OrionPlugin) {
         self.plugin = plugin
-        rateLimiter = plugin as? any RateLimiterPlugin
+        rateLimiter = (type(of: plugin) as? any RateLimiterPlugin.Type)?.makeView(plugin)
+        rateLimiterRef = rateLimiter.map { Unmanaged.passUnretained($0) }
         retriever = plugin as? any RetrieverPlugin
         engine = plugin as? any EnginePlugin
         pricing = plugin as? any PricingPlugin

@@ -39,12 +39,8 @@ enum Thunks {
         struct_size: UInt32(MemoryLayout<orion_rate_limiter_v1>.size),
         acquire: { instance, key, cost, out, err in
             InstanceBox.with(instance) { box in
-                do throws(PluginError) {
-                    let decision = try box.rateLimiter.unsafelyUnwrapped.acquire(key: PluginString(key), cost: cost)
-                    out.unsafelyUnwrapped.pointee = decision.raw
-                    return ORION_OK
-                } catch {
-                    return error.write(to: err)
+                box.rateLimiterRef.unsafelyUnwrapped._withUnsafeGuaranteedRef {
+                    $0.acquire(key: key, cost: cost, out: out, err: err)
                 }
             }
         })

@@ -70,7 +70,7 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
         shards = (0..<Self.shardCount).map { _ in ShardLock() }
     }
 
-    func acquire(key: PluginString, cost: Int64) throws(PluginError) -> RateDecision {
+    func acquire(key: PluginString, cost: Int64, decision: inout RateDecision) throws(PluginError) {
         guard cost >= 1 else { throw PluginError(.invalidArgument, "cost must be at least 1, got \(cost)") }
         guard cost <= policy.limit else {
             throw PluginError(
@@ -99,7 +99,7 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
             if outcome.allowed { state.tats[keyString] = outcome.tat }
             return outcome
         }
-        return RateDecision(
+        decision = RateDecision(
             allowed: outcome.allowed, limit: policy.limit, remaining: outcome.remaining,
             retryAfterNanoseconds: outcome.retryAfterNanoseconds, resetNanoseconds: outcome.resetNanoseconds,
             windowNanoseconds: policy.periodNanoseconds)

@@ -12,8 +12,8 @@ final class BenchSwift: OrionPlugin, RateLimiterPlugin {
 
     init(configuration: Configuration, host: PluginHost) throws {}
 
-    func acquire(key: PluginString, cost: Int64) throws(PluginError) -> RateDecision {
-        RateDecision(
+    func acquire(key: PluginString, cost: Int64, decision: inout RateDecision) throws(PluginError) {
+        decision = RateDecision(
             allowed: cost <= Int64(key.count) + 100, limit: 100, remaining: 100 - cost, retryAfterNanoseconds: 0,
             resetNanoseconds: cost, windowNanoseconds: 1)
     }

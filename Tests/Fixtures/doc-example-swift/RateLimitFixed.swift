@@ -30,7 +30,7 @@ final class RateLimitFixed: OrionPlugin, RateLimiterPlugin {
         self.host = host
     }
 
-    func acquire(key: PluginString, cost: Int64) throws(PluginError) -> RateDecision {
+    func acquire(key: PluginString, cost: Int64, decision: inout RateDecision) throws(PluginError) {
         guard cost >= 1, cost <= limit else {
             throw PluginError(.invalidArgument, "cost must be between 1 and \(limit), got \(cost)")
         }
@@ -38,7 +38,7 @@ final class RateLimitFixed: OrionPlugin, RateLimiterPlugin {
         let current = now / window
         let resetIn = (current + 1) * window - now
         let name = key.string
-        return used.withLock { table in
+        decision = used.withLock { table in
             var entry = table[name] ?? (current, 0)
             if entry.window != current { entry = (current, 0) }
             guard entry.used + cost <= limit else {
