@@ -44,6 +44,7 @@ func cPlugin(
 
 let plugins: [(Product, Target)] = [
     swiftPlugin("ratelimit-gcra", target: "RateLimitGCRA", path: "Plugins/ratelimit-gcra"),
+    swiftPlugin("vector-flat", target: "VectorFlat", path: "Plugins/vector-flat"),
     // Benchmark plugins for `orion bench plugin-call`.
     cPlugin("orion-bench-c", target: "OrionBenchC", path: "Plugins/bench/c"),
     swiftPlugin("orion-bench-swift", target: "OrionBenchSwift", path: "Plugins/bench/swift"),
@@ -82,6 +83,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
@@ -116,6 +118,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Runtime/Core",
             swiftSettings: swiftSettings

@@ -52,4 +52,10 @@ public struct DeploymentError: Error, Sendable, CustomStringConvertible {
 public protocol InstancePreparer: Sendable {
     /// Called for every newly created instance, before publication. Throwing refuses the instance.
     func prepare(_ instance: PluginInstance, spec: InstanceSpec) async throws
+    /// Called once the new instances are published, to catch up with what happened meanwhile.
+    func didPublish(_ instances: [PluginInstance]) async
+}
+
+extension InstancePreparer {
+    public func didPublish(_ instances: [PluginInstance]) async {}
 }

@@ -125,6 +125,7 @@ public actor PluginRuntime {
         report.removed = current.instances.keys.filter { next[$0] == nil }.sorted()
         let published = registry.publish(instances: next, tiers: tiers)
         report.generation = published.generation
+        for preparer in preparers { await preparer.didPublish(fresh.map(\.instance)) }
         lastReport = report
         logger.info(
             "plugins deployed",

@@ -1,0 +1,59 @@
+import Logging
+import OrionPluginSDK
+
+/// One search result, hydrated from the store.
+public struct SearchHit: Sendable, Hashable {
+    public var document: StoredDocument
+    public var score: Float
+    public var source: HitSourceTag
+    /// Each source's rank and score, for fused results.
+    public var details: [HitSource]
+}
+
+/// A hydrated answer.
+public struct SearchAnswer: Sendable, Hashable {
+    public var hits: [SearchHit]
+    /// Why some source could not answer, when the answer is degraded.
+    public var degradedReason: String?
+}
+
+/// Why a search failed.
+public struct SearchError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension DocumentIndex {
+    /// Searches `namespace` with retriever instance `instanceID` and hydrates the hits from the
+    /// store. Tenancy is enforced twice: the retriever searches one namespace, and only documents
+    /// of that namespace are hydrated — an id from anywhere else is dropped.
+    public nonisolated func search(
+        instanceID: String, namespace: String, text: String, vector: [Float]? = nil, topK: Int, filters: [String: String] = [:]
+    ) throws -> SearchAnswer {
+        guard topK > 0 else { return SearchAnswer(hits: [], degradedReason: nil) }
+        let lease: Lease
+        do {
+            lease = try registry.lease(kind: .retriever, id: instanceID)
+        } catch {
+            throw SearchError(message: error.message)
+        }
+        defer { lease.release() }
+        guard let retriever = lease.retriever else { throw SearchError(message: "instance '\(instanceID)' is not a retriever") }
+        let answer: RetrieverAnswer
+        do {
+            answer = try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+        } catch {
+            throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)")
+        }
+        let documents = try store.documents(keys: answer.hits.map(\.id), namespace: namespace)
+        var hits: [SearchHit] = []
+        for hit in answer.hits {
+            guard let document = documents[hit.id] else {
+                logger.warning("retriever returned a key outside the namespace, or a deleted one; dropped", metadata: ["orion.plugin.instance": "\(instanceID)"])
+                continue
+            }
+            hits.append(SearchHit(document: document, score: hit.score, source: hit.source, details: hit.details))
+        }
+        return SearchAnswer(hits: hits, degradedReason: answer.degradedReason)
+    }
+}

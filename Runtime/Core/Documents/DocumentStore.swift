@@ -1,0 +1,242 @@
+import Foundation
+import GRDB
+
+/// A document as the store holds it: the source of truth every retriever is derived from.
+public struct StoredDocument: Sendable, Hashable {
+    /// The store's key, handed to retrievers; stable for the document's life.
+    public var key: Int64
+    public var namespace: String
+    /// The caller's id, unique within the namespace.
+    public var id: String
+    /// Text fields in order, e.g. `title`, `text`.
+    public var fields: [DocumentField]
+    /// Flat metadata (values as text), used by equality filters.
+    public var metadata: [String: String]
+    public var embedding: [Float]?
+    /// Unix epoch milliseconds.
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    /// The store revision that last wrote this document.
+    public var revision: Int64
+}
+
+/// One named text field.
+public struct DocumentField: Sendable, Hashable, Codable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A document to store.
+public struct DocumentInput: Sendable, Hashable {
+    public var id: String
+    public var fields: [DocumentField]
+    public var metadata: [String: String]
+    public var embedding: [Float]?
+    public init(id: String, fields: [DocumentField], metadata: [String: String] = [:], embedding: [Float]? = nil) {
+        self.id = id
+        self.fields = fields
+        self.metadata = metadata
+        self.embedding = embedding
+    }
+}
+
+/// Why the store refused something.
+public struct DocumentStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The document store: one SQLite database in WAL mode.
+///
+/// Every write bumps the store's revision and records it on the documents it wrote (and, for a
+/// removal, in a tombstone), so a retriever that reports the revision it has seen can be caught up
+/// with exactly what changed since.
+public final class DocumentStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (and migrates) the database at `path`, creating its directory.
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("documents-v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE documents (
+                    key INTEGER PRIMARY KEY AUTOINCREMENT,
+                    namespace TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    fields TEXT NOT NULL,
+                    metadata TEXT NOT NULL,
+                    embedding BLOB,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    revision INTEGER NOT NULL,
+                    UNIQUE (namespace, id)
+                );
+                CREATE INDEX documents_revision ON documents(revision);
+                CREATE TABLE document_tombstones (
+                    key INTEGER PRIMARY KEY,
+                    namespace TEXT NOT NULL,
+                    revision INTEGER NOT NULL
+                );
+                CREATE INDEX document_tombstones_revision ON document_tombstones(revision);
+                CREATE TABLE store_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT INTO store_state VALUES ('revision', 0);
+                """)
+        }
+        return migrator
+    }
+
+    /// The current revision: 0 for an empty store, then one more per write.
+    public func revision() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM store_state WHERE name = 'revision'") ?? 0 }
+    }
+
+    /// Documents in all namespaces, or in one.
+    public func count(namespace: String? = nil) throws -> Int {
+        try pool.read { db in
+            if let namespace {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents WHERE namespace = ?", arguments: [namespace]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") ?? 0
+        }
+    }
+
+    /// Inserts or replaces (by namespace and id) `inputs` in one transaction; returns them stored.
+    public func upsert(_ inputs: [DocumentInput], namespace: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [StoredDocument] {
+        guard !namespace.isEmpty else { throw DocumentStoreError(message: "a namespace is required") }
+        for input in inputs where input.id.isEmpty {
+            throw DocumentStoreError(message: "every document needs a non-empty id")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return try pool.write { db in
+            let revision = try Self.bump(db)
+            var stored: [StoredDocument] = []
+            stored.reserveCapacity(inputs.count)
+            for input in inputs {
+                let fields = String(decoding: try encoder.encode(input.fields), as: UTF8.self)
+                let metadata = String(decoding: try encoder.encode(input.metadata), as: UTF8.self)
+                let blob = input.embedding.map { Self.blob($0) }
+                try db.execute(
+                    sql: """
+                        INSERT INTO documents (namespace, id, fields, metadata, embedding, created_at, updated_at, revision)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (namespace, id) DO UPDATE SET
+                            fields = excluded.fields, metadata = excluded.metadata, embedding = excluded.embedding,
+                            updated_at = excluded.updated_at, revision = excluded.revision
+                        """,
+                    arguments: [namespace, input.id, fields, metadata, blob, now, now, revision])
+                let row = try Row.fetchOne(db, sql: "SELECT key, created_at FROM documents WHERE namespace = ? AND id = ?", arguments: [namespace, input.id])
+                // The row was written just above in this transaction.
+                let key: Int64 = row!["key"]
+                stored.append(StoredDocument(
+                    key: key, namespace: namespace, id: input.id, fields: input.fields, metadata: input.metadata,
+                    embedding: input.embedding, createdAt: row!["created_at"], updatedAt: now, revision: revision))
+            }
+            return stored
+        }
+    }
+
+    /// Removes documents by id from a namespace; returns the keys removed.
+    @discardableResult
+    public func delete(ids: [String], namespace: String) throws -> [Int64] {
+        try pool.write { db in
+            let revision = try Self.bump(db)
+            var keys: [Int64] = []
+            for id in ids {
+                guard let key = try Int64.fetchOne(db, sql: "SELECT key FROM documents WHERE namespace = ? AND id = ?", arguments: [namespace, id]) else { continue }
+                try db.execute(sql: "DELETE FROM documents WHERE key = ?", arguments: [key])
+                try db.execute(sql: "INSERT OR REPLACE INTO document_tombstones (key, namespace, revision) VALUES (?, ?, ?)", arguments: [key, namespace, revision])
+                keys.append(key)
+            }
+            return keys
+        }
+    }
+
+    /// Documents by key, restricted to `namespace` (keys of other namespaces are not returned).
+    public func documents(keys: [Int64], namespace: String) throws -> [Int64: StoredDocument] {
+        guard !keys.isEmpty else { return [:] }
+        return try pool.read { db in
+            let placeholders = Array(repeating: "?", count: keys.count).joined(separator: ",")
+            var arguments: [any DatabaseValueConvertible] = [namespace]
+            arguments += keys.map { $0 as any DatabaseValueConvertible }
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM documents WHERE namespace = ? AND key IN (\(placeholders))",
+                arguments: StatementArguments(arguments))
+            return Dictionary(uniqueKeysWithValues: try rows.map { row in let d = try Self.document(row); return (d.key, d) })
+        }
+    }
+
+    /// One document by namespace and id.
+    public func document(id: String, namespace: String) throws -> StoredDocument? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM documents WHERE namespace = ? AND id = ?", arguments: [namespace, id]).map(Self.document)
+        }
+    }
+
+    /// Every document written after `revision` (all of them for 0), in key order, in batches.
+    public func forEachBatch(after revision: Int64 = 0, size: Int = 512, _ body: ([StoredDocument]) throws -> Void) throws {
+        var lastKey: Int64 = 0
+        while true {
+            let batch = try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM documents WHERE revision > ? AND key > ? ORDER BY key LIMIT ?",
+                    arguments: [revision, lastKey, size]
+                ).map(Self.document)
+            }
+            guard let last = batch.last else { return }
+            try body(batch)
+            lastKey = last.key
+        }
+    }
+
+    /// Keys removed after `revision`, by namespace.
+    public func removals(after revision: Int64) throws -> [String: [Int64]] {
+        try pool.read { db in
+            var out: [String: [Int64]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT key, namespace FROM document_tombstones WHERE revision > ?", arguments: [revision]) {
+                out[row["namespace"], default: []].append(row["key"])
+            }
+            return out
+        }
+    }
+
+    private static func bump(_ db: Database) throws -> Int64 {
+        try db.execute(sql: "UPDATE store_state SET value = value + 1 WHERE name = 'revision'")
+        // The row is created by the migration.
+        return try Int64.fetchOne(db, sql: "SELECT value FROM store_state WHERE name = 'revision'")!
+    }
+
+    static func blob(_ vector: [Float]) -> Data {
+        vector.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    static func floats(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in Array(raw.bindMemory(to: Float.self)) }
+    }
+
+    static func document(_ row: Row) throws -> StoredDocument {
+        let decoder = JSONDecoder()
+        let fieldsText: String = row["fields"]
+        let metadataText: String = row["metadata"]
+        let embedding: Data? = row["embedding"]
+        return StoredDocument(
+            key: row["key"], namespace: row["namespace"], id: row["id"],
+            fields: try decoder.decode([DocumentField].self, from: Data(fieldsText.utf8)),
+            metadata: try decoder.decode([String: String].self, from: Data(metadataText.utf8)),
+            embedding: embedding.map(floats), createdAt: row["created_at"], updatedAt: row["updated_at"], revision: row["revision"])
+    }
+}
