@@ -13,13 +13,16 @@ let pluginLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "defs"])
 ]
 
-/// A built-in plugin written in Swift: a `.dynamic` product that depends on the SDK only.
-func swiftPlugin(_ product: String, target: String, path: String) -> (Product, Target) {
+/// A built-in plugin written in Swift: a `.dynamic` product that depends on the SDK (and, where
+/// it wraps one, a system library such as SQLite through GRDB's `GRDBSQLite` module map).
+func swiftPlugin(
+    _ product: String, target: String, path: String, extra: [Target.Dependency] = []
+) -> (Product, Target) {
     (
         .library(name: product, type: .dynamic, targets: [target]),
         .target(
             name: target,
-            dependencies: ["OrionPluginSDK"],
+            dependencies: ["OrionPluginSDK"] + extra,
             path: path,
             swiftSettings: swiftSettings,
             linkerSettings: pluginLinkerSettings
@@ -45,6 +48,10 @@ func cPlugin(
 let plugins: [(Product, Target)] = [
     swiftPlugin("ratelimit-gcra", target: "RateLimitGCRA", path: "Plugins/ratelimit-gcra"),
     swiftPlugin("vector-flat", target: "VectorFlat", path: "Plugins/vector-flat"),
+    swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
+    swiftPlugin(
+        "fts-sqlite", target: "FTSSQLite", path: "Plugins/fts-sqlite",
+        extra: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     // Benchmark plugins for `orion bench plugin-call`.
     cPlugin("orion-bench-c", target: "OrionBenchC", path: "Plugins/bench/c"),
     swiftPlugin("orion-bench-swift", target: "OrionBenchSwift", path: "Plugins/bench/swift"),

@@ -35,6 +35,19 @@ public enum PluginConformance {
     /// the kit. Throws when the plugin cannot be loaded or created (the refusal says why).
     public static func run(pluginAt path: String, config: String = "{}") async throws(PluginLoadError) -> [ConformanceReport] {
         let image = try PluginImage(path: path)
+        // Check the configuration as the runtime does before it calls create().
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(Data(config.utf8))
+        } catch {
+            throw PluginLoadError(.configRejected, "The configuration is not valid JSON: \(config)", path: path)
+        }
+        let violations = (try? JSONSchema(image.info.manifest.configSchema))?.violations(of: json) ?? []
+        guard violations.isEmpty else {
+            throw PluginLoadError(
+                .configRejected, "The configuration does not match plugin '\(image.info.id)' schema: \(violations.joined(separator: "; "))",
+                path: path)
+        }
         var reports: [ConformanceReport] = []
         for kind in PluginKind.all where image.info.kinds.contains(kind) {
             let host = ConformanceHost()

@@ -28,6 +28,9 @@ public struct RetrieverConformance: Sendable {
             list.check("provides a retriever table", false, "the plugin declares no retriever")
             return ConformanceReport(pluginID: instance.image.info.id, kind: .retriever, checks: list.checks)
         }
+        if instance.image.info.manifest.capabilities.contains("retrieval.fusion") {
+            return runFusion(retriever, list: &list)
+        }
         let words = ["orion", "nebula", "galaxy", "comet", "quasar", "pulsar"]
         var docs: [RetrieverDocument] = []
         for (n, ns) in ["tenant_a", "tenant_b"].enumerated() {
@@ -78,6 +81,23 @@ public struct RetrieverConformance: Sendable {
         if let empty = try? retriever.search(namespace: "tenant_b", text: "orion nebula", vector: vector(100), topK: 5) {
             list.check("clear drops every document", empty.hits.isEmpty, "\(empty.hits.count) hits after clear")
         }
+        return ConformanceReport(pluginID: instance.image.info.id, kind: .retriever, checks: list.checks)
+    }
+
+    /// A fusing retriever indexes nothing and answers from other instances: with no registry
+    /// behind it, a search must fail cleanly (or come back degraded), and index calls must be
+    /// accepted without effect.
+    func runFusion(_ retriever: RetrieverCaller, list: inout CheckList) -> ConformanceReport {
+        _ = list.expectNoThrow("accepts documents without indexing them") {
+            try retriever.add([RetrieverDocument(id: 1, namespace: "tenant_a", fields: [("text", "orion")], vector: vector(1))])
+        }
+        do {
+            let answer = try retriever.search(namespace: "tenant_a", text: "orion", vector: vector(1), topK: 3)
+            list.check("without sources, an answer is empty and degraded", answer.hits.isEmpty && answer.degradedReason != nil, "hits \(answer.hits.count), degraded: \(answer.degradedReason ?? "no")")
+        } catch {
+            list.check("without sources, a search fails with a message", !error.message.isEmpty, "error without message")
+        }
+        _ = list.expectNoThrow("reports stats") { try retriever.stats() }
         return ConformanceReport(pluginID: instance.image.info.id, kind: .retriever, checks: list.checks)
     }
 }
