@@ -47,6 +47,9 @@ public enum HostAPI {
                 guard let ctx, let out else {
                     return PluginError(.invalidArgument, "registry_acquire needs a context and an output").write(to: err)
                 }
+                guard Int(out.pointee.struct_size) >= MemoryLayout<orion_instance_ref>.size else {
+                    return PluginError(.invalidArgument, "set orion_instance_ref.struct_size = sizeof(orion_instance_ref) before registry_acquire").write(to: err)
+                }
                 let lease: HostLease
                 do throws(PluginError) {
                     lease = try HostContext.with(ctx) { (context) throws(PluginError) in

@@ -99,14 +99,24 @@ public final class PluginImage: @unchecked Sendable {
     /// Minimum sizes for ABI 1.0: every struct must reach its last 1.0 field.
     static let minimumInfoSize = MemoryLayout<orion_plugin_info>.offset(of: \orion_plugin_info.connector)! + MemoryLayout<UnsafeRawPointer>.size
 
+    /// ABI 1.0 sizes of the kind tables. Fixed: a later minor grows the structs, and must still
+    /// accept a 1.0 plugin's smaller tables.
+    static let minimumTableSizes: [PluginKind: Int] = [
+        .retriever: MemoryLayout<orion_retriever_v1>.size, .rateLimiter: MemoryLayout<orion_rate_limiter_v1>.size,
+        .engine: MemoryLayout<orion_engine_v1>.size, .pricing: MemoryLayout<orion_pricing_v1>.size,
+        .connector: MemoryLayout<orion_connector_v1>.size,
+    ]
+
     static func validate(_ raw: UnsafePointer<orion_plugin_info>, path: String, isSwift: Bool) throws(PluginLoadError) -> PluginInfo {
-        let info = raw.pointee
-        guard Int(info.struct_size) >= minimumInfoSize else {
+        // Read struct_size alone first: a plugin's info may be smaller than this host's struct.
+        let declaredSize = UnsafeRawPointer(raw).load(as: UInt32.self)
+        guard Int(declaredSize) >= minimumInfoSize else {
             throw PluginLoadError(
                 .structTooSmall,
-                "'\(path)' reports orion_plugin_info of \(info.struct_size) bytes; ABI \(hostABI.major).0 needs at least \(minimumInfoSize). Set struct_size = sizeof(orion_plugin_info) and rebuild against the current header.",
+                "'\(path)' reports orion_plugin_info of \(declaredSize) bytes; ABI \(hostABI.major).0 needs at least \(minimumInfoSize). Set struct_size = sizeof(orion_plugin_info) and rebuild against the current header.",
                 path: path)
         }
+        let info = raw.pointee
         guard info.abi_major == hostABI.major else {
             throw PluginLoadError(
                 .abiMajorMismatch,
@@ -159,21 +169,38 @@ public final class PluginImage: @unchecked Sendable {
                     path: path)
             }
         }
-        try check(.retriever, UnsafeRawPointer(info.retriever), size: info.retriever?.pointee.struct_size, minimum: MemoryLayout<orion_retriever_v1>.size)
-        try check(.rateLimiter, UnsafeRawPointer(info.rate_limiter), size: info.rate_limiter?.pointee.struct_size, minimum: MemoryLayout<orion_rate_limiter_v1>.size)
-        try check(.engine, UnsafeRawPointer(info.engine), size: info.engine?.pointee.struct_size, minimum: MemoryLayout<orion_engine_v1>.size)
-        try check(.pricing, UnsafeRawPointer(info.pricing), size: info.pricing?.pointee.struct_size, minimum: MemoryLayout<orion_pricing_v1>.size)
-        try check(.connector, UnsafeRawPointer(info.connector), size: info.connector?.pointee.struct_size, minimum: MemoryLayout<orion_connector_v1>.size)
+        func size(_ kind: PluginKind) -> Int { minimumTableSizes[kind] ?? 0 }
+        try check(.retriever, UnsafeRawPointer(info.retriever), size: info.retriever?.pointee.struct_size, minimum: size(.retriever))
+        try check(.rateLimiter, UnsafeRawPointer(info.rate_limiter), size: info.rate_limiter?.pointee.struct_size, minimum: size(.rateLimiter))
+        try check(.engine, UnsafeRawPointer(info.engine), size: info.engine?.pointee.struct_size, minimum: size(.engine))
+        try check(.pricing, UnsafeRawPointer(info.pricing), size: info.pricing?.pointee.struct_size, minimum: size(.pricing))
+        try check(.connector, UnsafeRawPointer(info.connector), size: info.connector?.pointee.struct_size, minimum: size(.connector))
+        // Every ABI 1.0 function of a declared kind must be present: a NULL would crash the host
+        // at its first call.
+        for kind in PluginKind.all where kinds.contains(kind) {
+            guard let table = UnsafeRawPointer(tablePointer(info, kind)) else { continue }
+            let slots = (size(kind) - MemoryLayout<UInt64>.size) / MemoryLayout<UnsafeRawPointer>.size
+            for slot in 0..<slots {
+                let offset = MemoryLayout<UInt64>.size + slot * MemoryLayout<UnsafeRawPointer>.size
+                if table.load(fromByteOffset: offset, as: UInt.self) == 0 {
+                    throw PluginLoadError(
+                        .invalidInfo, "Plugin '\(id)' leaves function \(slot + 1) of its \(kind) table NULL; every ABI 1.0 function of a declared kind must be implemented.",
+                        path: path)
+                }
+            }
+        }
     }
 
     /// The C table for `kind`, if the plugin provides it.
-    public func table(for kind: PluginKind) -> UnsafeRawPointer? {
+    public func table(for kind: PluginKind) -> UnsafeRawPointer? { Self.tablePointer(raw.pointee, kind) }
+
+    static func tablePointer(_ info: orion_plugin_info, _ kind: PluginKind) -> UnsafeRawPointer? {
         switch kind {
-        case .retriever: UnsafeRawPointer(raw.pointee.retriever)
-        case .rateLimiter: UnsafeRawPointer(raw.pointee.rate_limiter)
-        case .engine: UnsafeRawPointer(raw.pointee.engine)
-        case .pricing: UnsafeRawPointer(raw.pointee.pricing)
-        case .connector: UnsafeRawPointer(raw.pointee.connector)
+        case .retriever: UnsafeRawPointer(info.retriever)
+        case .rateLimiter: UnsafeRawPointer(info.rate_limiter)
+        case .engine: UnsafeRawPointer(info.engine)
+        case .pricing: UnsafeRawPointer(info.pricing)
+        case .connector: UnsafeRawPointer(info.connector)
         default: nil
         }
     }

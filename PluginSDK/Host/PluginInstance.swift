@@ -24,11 +24,12 @@ public final class PluginInstance: @unchecked Sendable {
         var error = ErrorBuffer.make()
         let status = Array(config).withOrionStr { image.raw.pointee.create(context.pointer, $0, &out, &error) }
         guard status == ORION_OK, let out else {
-            let message = status == ORION_OK ? "create() returned no instance" : ErrorBuffer.message(&error)
-            let code: PluginLoadError.Code = status == ORION_ERR_CONFIG ? .configRejected : .createFailed
+            let message = status == ORION_OK ? "create() returned OK but no instance" : ErrorBuffer.message(&error)
+            let rejected = status == ORION_ERR_CONFIG
             throw PluginLoadError(
-                code, "Plugin '\(image.info.id)' rejected its configuration: \(message)", cause: PluginError.Code(rawValue: status).description,
-                path: image.path)
+                rejected ? .configRejected : .createFailed,
+                rejected ? "Plugin '\(image.info.id)' rejected its configuration: \(message)" : "Plugin '\(image.info.id)' could not create an instance: \(message)",
+                cause: PluginError.Code(rawValue: status).description, path: image.path)
         }
         self.pointer = out
         self.context = context

@@ -21,7 +21,8 @@ public struct RateLimiterCaller: @unchecked Sendable {
     @inlinable
     public func acquire(key: orion_str, cost: Int64) throws(PluginError) -> RateDecision {
         var out = orion_rate_decision()
-        var error = orion_error()
+        out.struct_size = UInt32(MemoryLayout<orion_rate_decision>.size)
+        var error = ErrorBuffer.make()
         let status = table.pointee.acquire(instance, key, cost, &out, &error)
         guard status == ORION_OK else { throw PluginError(status: status, error: &error) }
         return RateDecision(out)

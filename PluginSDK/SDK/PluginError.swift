@@ -76,10 +76,14 @@ public enum ErrorBuffer {
     public static func write(_ message: String, to error: UnsafeMutablePointer<orion_error>) {
         let capacity = Int(ORION_ERROR_MESSAGE_CAPACITY)
         withUnsafeMutableBytes(of: &error.pointee.message) { raw in
-            var utf8 = Array(message.utf8.prefix(capacity - 1))
-            // Do not cut a multi-byte character in half.
-            while let last = utf8.last, last & 0xC0 == 0x80 { utf8.removeLast() }
-            if let last = utf8.last, last >= 0xC0 { utf8.removeLast() }
+            let all = Array(message.utf8)
+            var utf8 = Array(all.prefix(capacity - 1))
+            if utf8.count < all.count {
+                // Cut inside a multi-byte character? Drop its leading bytes too.
+                var end = utf8.count
+                while end > 0, all[end] & 0xC0 == 0x80 { end -= 1 }
+                utf8.removeLast(utf8.count - end)
+            }
             raw.copyBytes(from: utf8)
             raw[utf8.count] = 0
         }

@@ -18,7 +18,7 @@ public enum PluginExport {
         if let info = ExportState.info { return info }
         let required = MemoryLayout<orion_host_api>.offset(of: \orion_host_api.registry_release)! + MemoryLayout<UnsafeRawPointer>.size
         guard host.pointee.abi_major == ORION_ABI_MAJOR, Int(host.pointee.struct_size) >= required else {
-            "host ABI \(host.pointee.abi_major).\(host.pointee.abi_minor) is too old for \(P.descriptor.id)".withOrionStr {
+            "\(P.descriptor.id) needs plugin ABI \(ORION_ABI_MAJOR).\(ORION_ABI_MINOR); the host offers \(host.pointee.abi_major).\(host.pointee.abi_minor) with a \(host.pointee.struct_size)-byte host API".withOrionStr {
                 host.pointee.log(nil, ORION_LOG_ERROR, $0)
             }
             return nil

@@ -8,8 +8,10 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
     /// - Configuration keys:
     ///   - `limit` (integer ≥ 1, default 120): cost units admitted per period; also the burst.
     ///   - `periodSeconds` (number > 0, default 60): the period.
-    ///   - `maxKeys` (integer ≥ 16, default 100000): keys tracked at most. Idle keys (back at full
-    ///     capacity) are evicted first; they carry no information, so evicting them changes nothing.
+    ///   - `maxKeys` (integer ≥ 1024, default 100000): keys tracked at most, split evenly over 16
+    ///     shards. Idle keys (back at full capacity) are evicted first; they carry no information, so
+    ///     evicting them changes nothing. When a shard is full of keys that are still limited, a new
+    ///     key hashing to it is refused until the earliest of them becomes idle.
     struct Configuration: Decodable, Sendable {
         var limit: Int64 = 120
         var periodSeconds: Double = 60
@@ -30,7 +32,7 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
             {"type":"object","additionalProperties":false,"properties":{
             "limit":{"type":"integer","minimum":1},
             "periodSeconds":{"type":"number","exclusiveMinimum":0},
-            "maxKeys":{"type":"integer","minimum":16}}}
+            "maxKeys":{"type":"integer","minimum":1024}}}
             """,
         summary: "Exact in-process GCRA rate limiter, cost-weighted, bounded memory")
 
@@ -44,11 +46,16 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
     struct Shard {
         var tats: [String: Int128] = [:]
         var operationsSinceSweep = 0
+        /// After a sweep that freed nothing, no key can become idle before this TAT: sweeping
+        /// again earlier would only cost time.
+        var noIdleKeyBefore: Int128 = .min
 
         /// Drops every key whose TAT has passed: such a key is at full capacity, as if new.
         mutating func sweepIdle(now: Int128) {
+            guard now >= noIdleKeyBefore else { return }
             tats = tats.filter { $0.value > now }
             operationsSinceSweep = 0
+            noIdleKeyBefore = tats.values.min() ?? .min
         }
     }
 
@@ -59,6 +66,7 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
 
     init(configuration: Configuration, host: PluginHost) throws {
         guard configuration.limit >= 1 else { throw PluginError(.config, "'limit' must be at least 1") }
+        guard configuration.maxKeys >= 1024 else { throw PluginError(.config, "'maxKeys' must be at least 1024") }
         guard configuration.periodSeconds > 0, configuration.periodSeconds <= 86_400 * 366 else {
             throw PluginError(.config, "'periodSeconds' must be greater than 0 and at most a year")
         }
@@ -89,14 +97,17 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
                 if state.tats.count >= shardCapacity {
                     // Every tracked key is still limited: admitting an untracked key would forget
                     // someone's debt, so refuse until the earliest key becomes idle.
-                    let earliest = state.tats.values.min() ?? now
+                    let earliest = state.noIdleKeyBefore
                     return GCRAPolicy.Outcome(
                         allowed: false, tat: earliest, remaining: 0,
                         retryAfterNanoseconds: policy.nanoseconds(ceil: earliest - now), resetNanoseconds: 0)
                 }
             }
             let outcome = policy.decide(storedTAT: stored, now: now, cost: cost)
-            if outcome.allowed { state.tats[keyString] = outcome.tat }
+            if outcome.allowed {
+                state.tats[keyString] = outcome.tat
+                state.noIdleKeyBefore = min(state.noIdleKeyBefore, outcome.tat)
+            }
             return outcome
         }
         decision = RateDecision(

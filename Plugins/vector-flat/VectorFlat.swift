@@ -6,7 +6,8 @@ import OrionPluginSDK
 /// Scores are cosine similarity (vectors are normalised on insert, so a dot product is the cosine)
 /// or the raw dot product. Metadata filters are applied before ranking, so a search returns k
 /// results whenever k documents match. The index lives in memory; its checkpoint is 0 after a
-/// restart, which tells the host to refill it from the document store.
+/// restart, which tells the host to refill it from the document store. Documents without a
+/// vector are not indexed.
 final class VectorFlat: OrionPlugin, RetrieverPlugin {
     /// - Configuration keys:
     ///   - `metric` (`cosine` | `dot`, default `cosine`).
@@ -41,18 +42,20 @@ final class VectorFlat: OrionPlugin, RetrieverPlugin {
     func add(_ documents: DocumentBatch) throws(PluginError) {
         // Validate the whole batch before changing anything.
         for document in documents {
-            guard let vector = document.vector else {
-                throw PluginError(.invalidArgument, "document \(document.id) has no vector; vector-flat indexes vectors only (give the document an embedding or configure an embedding engine)")
-            }
+            guard let vector = document.vector else { continue }
             if let fixed = fixedDimensions, vector.count != fixed {
                 throw PluginError(.invalidArgument, "document \(document.id) has \(vector.count) dimensions; this index is configured for \(fixed)")
             }
         }
         try lock.write { () throws(PluginError) in
             for document in documents {
+                // A document without a vector cannot be found by vector: it is not indexed (and an
+                // earlier version of it is removed).
+                guard let vector = document.vector else {
+                    namespaces[document.namespace.string]?.remove(id: document.id)
+                    continue
+                }
                 let ns = document.namespace.string
-                // The check above guarantees a vector.
-                let vector = document.vector!
                 var table = namespaces[ns] ?? VectorTable(dimensions: vector.count)
                 namespaces[ns] = nil  // keep the table uniquely referenced while it grows
                 guard table.dimensions == vector.count else {

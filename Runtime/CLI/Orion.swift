@@ -8,7 +8,7 @@ struct Orion: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orion",
         abstract: "A plugin runtime for AI-agent platforms.",
-        subcommands: [Serve.self, Plugins.self, ConfigCommand.self, Bench.self],
+        subcommands: [Serve.self, Plugins.self, ConfigCommand.self, Ingest.self, Search.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 

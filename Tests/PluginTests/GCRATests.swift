@@ -99,17 +99,21 @@ import Testing
     }
 
     @Test func boundsMemoryAndFreesIdleKeys() throws {
-        let (instance, limiter) = try limiter(#"{"limit": 1, "periodSeconds": 1, "maxKeys": 16}"#)
+        let (instance, limiter) = try limiter(#"{"limit": 1, "periodSeconds": 1, "maxKeys": 1024}"#)
         defer { instance.destroy() }
         var admitted: [String] = []
         var refused: [String] = []
-        for i in 0..<200 {
+        for i in 0..<3000 {
             let key = "key-\(i)"
             if try limiter.acquire(key: key, cost: 1).allowed { admitted.append(key) } else { refused.append(key) }
         }
-        // 16 shards of one key each: never more than 16 keys tracked while all are active.
-        #expect(admitted.count <= 16)
+        // 16 shards of 64 keys: never more than 1,024 keys tracked while all are active.
+        #expect(admitted.count <= 1024)
+        #expect(admitted.count > 900, "shards fill up before refusing")
         #expect(!refused.isEmpty)
+        let wait = try limiter.acquire(key: try #require(refused.last), cost: 1)
+        #expect(!wait.allowed)
+        #expect(wait.retryAfterNanoseconds > 0 && wait.retryAfterNanoseconds <= 1_000_000_000)
         // Once every tracked key is idle again, the table makes room for new keys.
         clock.advance(seconds: 1)
         #expect(try limiter.acquire(key: try #require(refused.first), cost: 1).allowed)

@@ -187,15 +187,35 @@ public struct ConfigNode: Sendable {
     }
 
     /// The node as JSON, typed by YAML's resolution (so `120` is a number and `"120"` a string).
-    public var json: JSONValue {
+    /// YAML 1.1 spellings JSON cannot carry faithfully (`yes`/`on`, `0o17`, `0b101`, `.inf`,
+    /// `1:30`) are refused with their location instead of being guessed.
+    public func json() throws(ConfigError) -> JSONValue {
         switch value {
-        case .null: .null
-        case .scalar(let text, .bool): .bool(Bool(text.lowercased()) ?? false)
-        case .scalar(let text, .int): .number(Double(text.replacingOccurrences(of: "_", with: "")) ?? 0)
-        case .scalar(let text, .float): .number(Double(text.replacingOccurrences(of: "_", with: "")) ?? 0)
-        case .scalar(let text, .string): .string(text)
-        case .mapping(let pairs): .object(Dictionary(pairs.map { ($0.0, $0.1.json) }, uniquingKeysWith: { a, _ in a }))
-        case .sequence(let items): .array(items.map(\.json))
+        case .null: return .null
+        case .scalar(let text, .bool):
+            switch text.lowercased() {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default: throw error("'\(text)' is a YAML 1.1 boolean; write true or false")
+            }
+        case .scalar(let text, .int), .scalar(let text, .float):
+            let plain = text.replacingOccurrences(of: "_", with: "")
+            guard let number = Double(plain), number.isFinite,
+                plain.allSatisfy({ $0.isNumber || "+-.eE".contains($0) }),
+                !(plain.count > 1 && plain.hasPrefix("0") && !plain.hasPrefix("0.") && plain.allSatisfy(\.isNumber))
+            else {
+                throw error("'\(text)' is not a plain decimal number; write it as one (e.g. 15, 0.5, 1e6), or quote it to make it text")
+            }
+            return .number(number)
+        case .scalar(let text, .string): return .string(text)
+        case .mapping(let pairs):
+            var object: [String: JSONValue] = [:]
+            for (key, child) in pairs { object[key] = try child.json() }
+            return .object(object)
+        case .sequence(let items):
+            var array: [JSONValue] = []
+            for item in items { array.append(try item.json()) }
+            return .array(array)
         }
     }
 }

@@ -81,7 +81,7 @@ public struct InstanceSpec: Sendable, Hashable {
             guard child.isMapping else {
                 throw ConfigError(file: node.file, line: child.line, key: "config", message: "must be a mapping of the plugin's settings")
             }
-            config = child.json
+            config = try child.json()
         }
         return InstanceSpec(
             id: id, plugin: reference, required: try root.bool("required") ?? false, sha256: sha, config: config,

@@ -27,6 +27,8 @@ import Foundation
 ///   - `plugins.cacheDirectory` — `ORION_PLUGIN_CACHE` — path, `<dataDirectory>/plugin-cache`.
 ///   - `plugins.watchIntervalSeconds` — `ORION_PLUGINS_WATCH_INTERVAL` — number ≥ 0, `2` (0 = off).
 ///   - `plugins.defaultTier` — `ORION_DEFAULT_TIER` — tier name, `free`.
+///   - `documents.path` — `ORION_DOCUMENTS_PATH` — path, `<dataDirectory>/documents.sqlite`: the
+///     document store every retriever is filled from.
 public struct RuntimeConfig: Sendable, Equatable {
     public enum Environment: String, Sendable, CaseIterable { case development, staging, production }
 
@@ -39,6 +41,8 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var memory = Memory()
     public var rateLimits = RateLimits()
     public var plugins = Plugins()
+    /// The document store file; nil means `<dataDirectory>/documents.sqlite`.
+    public var documentStorePath: String?
     /// Where the configuration came from, for messages (`defaults` without a file).
     public var source = "defaults"
 
@@ -75,6 +79,11 @@ public struct RuntimeConfig: Sendable, Equatable {
     }
 
     public init() {}
+
+    /// The document store file.
+    public var resolvedDocumentStorePath: String {
+        documentStorePath ?? (dataDirectory as NSString).appendingPathComponent("documents.sqlite")
+    }
 }
 
 extension RuntimeConfig {
@@ -103,7 +112,8 @@ extension RuntimeConfig {
             }
         }
         do {
-            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins"])
+            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents"])
+            try root.mapping("documents").rejectUnknownKeys(["path"])
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
             try root.mapping("telemetry").rejectUnknownKeys(["enabled", "usageDbPath", "defaultCostCapUsd", "alertThreshold"])
@@ -160,6 +170,7 @@ extension RuntimeConfig {
         plugins.directory = resolve(plugins.directory)
         plugins.searchPaths = plugins.searchPaths.map(resolve)
         plugins.cacheDirectory = plugins.cacheDirectory.map(resolve)
+        documentStorePath = documentStorePath.map(resolve)
     }
 
     static let keys: [Key] = [
@@ -226,10 +237,17 @@ extension RuntimeConfig {
             c.plugins.cacheDirectory = try n.nonEmptyString()
         },
         Key(path: "plugins.watchIntervalSeconds", env: "ORION_PLUGINS_WATCH_INTERVAL", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.plugins.watchIntervalSeconds = try n.number(in: 0...3600, "seconds between checks of plugins.d, 0 to turn watching off")
+            let seconds = try n.number(in: 0...3600, "seconds between checks of plugins.d (0.1 to 3600), or 0 to turn watching off")
+            guard seconds == 0 || seconds >= 0.1 else {
+                throw n.error("must be 0 (off) or at least 0.1 seconds, got \(seconds)")
+            }
+            c.plugins.watchIntervalSeconds = seconds
         },
         Key(path: "plugins.defaultTier", env: "ORION_DEFAULT_TIER", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.plugins.defaultTier = try n.nonEmptyString()
+        },
+        Key(path: "documents.path", env: "ORION_DOCUMENTS_PATH", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.documentStorePath = try n.nonEmptyString()
         },
     ]
 }

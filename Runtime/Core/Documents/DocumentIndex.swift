@@ -78,13 +78,15 @@ public actor DocumentIndex: InstancePreparer {
     // MARK: Filling new instances
 
     /// Fills a new retriever before it is published: nothing when its own (persisted) state is
-    /// already at the store's revision with the same document count, else a rebuild.
+    /// already at the store's revision, else a rebuild.
     public func prepare(_ instance: PluginInstance, spec: InstanceSpec) async throws {
         guard Self.indexes(instance), let retriever = instance.retriever else { return }
         let revision = try store.revision()
         let stats = try retriever.stats()
         let count = try store.count()
-        if stats.checkpoint == UInt64(revision), stats.documentCount == UInt64(count) {
+        // The count is not compared: a retriever may leave documents out (a vector index skips
+        // documents without a vector).
+        if stats.checkpoint == UInt64(revision), revision > 0 {
             logger.info("retriever index is current", metadata: ["orion.plugin.instance": "\(spec.id)", "orion.documents": "\(count)"])
             return
         }

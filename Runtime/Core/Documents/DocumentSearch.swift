@@ -57,3 +57,26 @@ extension DocumentIndex {
         return SearchAnswer(hits: hits, degradedReason: answer.degradedReason)
     }
 }
+
+extension DocumentIndex {
+    /// Searches with the retriever the tier maps to `retrieval` (its primary, else the next).
+    public nonisolated func search(
+        tier: String, namespace: String, text: String, vector: [Float]? = nil, topK: Int, filters: [String: String] = [:]
+    ) throws -> SearchAnswer {
+        let ids: [String]
+        do {
+            ids = try registry.instanceIDs(tier: tier, capability: "retrieval")
+        } catch {
+            throw SearchError(message: error.message)
+        }
+        var last: (any Error)?
+        for id in ids {
+            do {
+                return try search(instanceID: id, namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+            } catch {
+                last = error
+            }
+        }
+        throw last ?? SearchError(message: "tier '\(tier)' maps no retriever")
+    }
+}

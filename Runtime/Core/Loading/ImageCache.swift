@@ -72,6 +72,15 @@ public final class ImageCache: Sendable {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let temporary = target + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
             try fm.copyItem(atPath: path, toPath: temporary)
+            // The source may have been replaced since it was hashed (a deploy racing a reload):
+            // what is loaded must be exactly what was checked against the pin.
+            let copied = try Self.sha256(ofFileAt: temporary)
+            guard copied == sha256 else {
+                try? fm.removeItem(atPath: temporary)
+                throw PluginLoadError(
+                    .sha256Mismatch, "'\(path)' changed while it was being loaded (sha256 \(copied), expected \(sha256)). Retry the reload once the deploy is finished.",
+                    path: path)
+            }
             // rename(2) is atomic: a concurrent loader sees the old file or the whole new one.
             guard rename(temporary, target) == 0 else {
                 let reason = String(cString: strerror(errno))

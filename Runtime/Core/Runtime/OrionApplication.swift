@@ -8,6 +8,8 @@ import UnixSignals
 public struct OrionApplication: Sendable {
     public let config: RuntimeConfig
     public let runtime: PluginRuntime
+    /// The document store and the retrievers kept in step with it.
+    public let documents: DocumentIndex
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -17,10 +19,13 @@ public struct OrionApplication: Sendable {
     public static func build(config: RuntimeConfig, logger: Logger, clock: any RuntimeClock = SystemRuntimeClock()) async throws -> OrionApplication {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let runtime = PluginRuntime(config: config, logger: logger, clock: clock)
+        let documents = DocumentIndex(store: try DocumentStore(path: config.resolvedDocumentStorePath), registry: runtime.registry, logger: logger)
+        await runtime.addPreparer(documents)
         let report = try await runtime.reload(reason: "start-up")
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
-        return OrionApplication(config: config, runtime: runtime, startupReport: report, services: [reloader], logger: logger)
+        return OrionApplication(
+            config: config, runtime: runtime, documents: documents, startupReport: report, services: [reloader], logger: logger)
     }
 
     /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully and retires every

@@ -22,6 +22,26 @@ public actor PluginRuntime {
     let onDestroyed: @Sendable (InstanceHandle) -> Void
     /// The last reload's outcome, for `orion plugins list` and health checks.
     public private(set) var lastReport: DeploymentReport?
+    /// Deployments run one at a time: an actor is re-entrant at every `await`, and two applies
+    /// interleaving could republish an instance the other had already retired and destroyed.
+    private var applying = false
+    private var waitingToApply: [CheckedContinuation<Void, Never>] = []
+
+    private func beginApplying() async {
+        if applying {
+            await withCheckedContinuation { waitingToApply.append($0) }
+        } else {
+            applying = true
+        }
+    }
+
+    private func endApplying() {
+        if waitingToApply.isEmpty {
+            applying = false
+        } else {
+            waitingToApply.removeFirst().resume()
+        }
+    }
 
     public init(
         config: RuntimeConfig, registry: Registry = Registry(), logger: Logger, clock: any RuntimeClock = SystemRuntimeClock(),
@@ -60,6 +80,8 @@ public actor PluginRuntime {
     /// Applies `spec`: loads what changed, keeps what did not, publishes atomically.
     @discardableResult
     public func apply(_ spec: DeploymentSpec, reason: String = "requested") async throws(DeploymentError) -> DeploymentReport {
+        await beginApplying()
+        defer { endApplying() }
         let current = registry.snapshot
         var report = DeploymentReport(generation: current.generation)
         var next: [String: InstanceHandle] = [:]
@@ -78,8 +100,12 @@ public actor PluginRuntime {
                     error: PluginLoadError(
                         .duplicateInstanceID,
                         "Instance id '\(instanceSpec.id)' is already declared in \(first). Give this instance another 'id', or remove one of the files."))
-                report.refusals.append(refusal)
                 logger.error("plugin instance refused", metadata: refusal.metadata)
+                if instanceSpec.required {
+                    abandon()
+                    throw DeploymentError(reason: .requiredInstanceFailed(refusal))
+                }
+                report.refusals.append(refusal)
                 continue
             }
             files[instanceSpec.id] = instanceSpec.file
@@ -125,7 +151,9 @@ public actor PluginRuntime {
         report.removed = current.instances.keys.filter { next[$0] == nil }.sorted()
         let published = registry.publish(instances: next, tiers: tiers)
         report.generation = published.generation
-        for preparer in preparers { await preparer.didPublish(fresh.map(\.instance)) }
+        // Every published instance, kept ones included: a kept retriever may be behind writes made
+        // by another process (`orion ingest`), and catching up a current one costs one stats call.
+        for preparer in preparers { await preparer.didPublish(published.instances.values.map(\.instance)) }
         lastReport = report
         logger.info(
             "plugins deployed",
@@ -190,7 +218,9 @@ public actor PluginRuntime {
     }
 
     /// Retires every instance (for shutdown); each is destroyed after its last lease.
-    public func shutdown() {
+    public func shutdown() async {
+        await beginApplying()
+        defer { endApplying() }
         registry.publish(instances: [:], tiers: [:])
     }
 }

@@ -1,0 +1,794 @@
+// fts-xapian: a BM25 full-text retriever over Xapian 1.4, for the Orion plugin ABI v1.
+//
+// Build (standalone; needs Debian's libxapian-dev):
+//   g++ -std=c++17 -O2 -shared -fPIC -Wall -Wextra -Wl,-z,defs -I<orion>/PluginSDK/ABI/include
+//       fts_xapian.cpp -o libfts-xapian.so -lxapian
+//
+// Configuration (JSON object, every key optional):
+//   path     directory of an on-disk Xapian database (created if missing); without it the index
+//            lives in memory (Xapian::InMemory) and its checkpoint is 0 after a restart.
+//   k1, b    BM25 parameters (defaults 1.2 and 0.75).
+//   stemmer  a Xapian stemmer language (default "english"); "none" disables stemming.
+//
+// Index layout: one Xapian document per (namespace, id).
+//   Q<ns>\x1f<id>   unique term (replace_document key, so add is an upsert)
+//   N<ns>           namespace term (boolean, wdf 0)
+//   M<key>=<value>  one boolean term per metadata pair; `\`, `=` and `#` in the key are escaped
+//                   with `\` so the encoding is unambiguous. A value that would make the term longer
+//                   than Xapian's 245-byte limit is replaced by its FNV-1a 64-bit hash: M<key>#<hex>.
+//   XQ / XN / XM    hashed forms of the above for namespaces or keys that are themselves too long.
+//   text terms      TermGenerator output, STEM_SOME: unstemmed words and Z-prefixed stems.
+//   value slot 0 and document data: the id, 8 bytes big-endian.
+//   metadata "orion_checkpoint": the last checkpoint, decimal; clear() drops it with the documents.
+//
+// Concurrency: Xapian objects are not thread-safe. One std::shared_mutex per database: writes
+// (add, remove, clear, checkpoint) and stats take it exclusively. On disk, searches take it shared
+// and each uses its own read-only Xapian::Database from a pool (reopened after every commit); in
+// memory there is only the one WritableDatabase, so searches take the lock exclusively too.
+// Instances of one plugin image that name the same path share one open database (Xapian allows a
+// single writer per database), so a hot reload with an unchanged path does not hit the lock.
+
+#include <orion_plugin.h>
+#include <xapian.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace {
+
+const orion_host_api *g_host = nullptr;
+
+constexpr size_t kMaxTermLength = 245;  // Xapian's limit for glass databases
+constexpr const char *kCheckpointKey = "orion_checkpoint";
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// An error to report at the ABI boundary: a status and a message.
+struct PluginFailure {
+  orion_status status;
+  std::string message;
+};
+
+void write_error(orion_error *err, const char *format, ...) __attribute__((format(printf, 2, 3)));
+void write_error(orion_error *err, const char *format, ...) {
+  if (err == nullptr) return;
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(err->message, ORION_ERROR_MESSAGE_CAPACITY, format, args);
+  va_end(args);
+  err->message[ORION_ERROR_MESSAGE_CAPACITY - 1] = 0;
+}
+
+/// Runs `body`, turning every exception into a status and message: nothing crosses into C.
+template <typename Body>
+orion_status guarded(orion_error *err, const char *operation, Body &&body) noexcept {
+  try {
+    return body();
+  } catch (const PluginFailure &f) {
+    write_error(err, "fts-xapian %s: %s", operation, f.message.c_str());
+    return f.status;
+  } catch (const Xapian::DatabaseCorruptError &e) {
+    write_error(err, "fts-xapian %s failed: %s; clear the index or delete its directory", operation, e.get_description().c_str());
+    return ORION_ERR_INTERNAL;
+  } catch (const Xapian::RuntimeError &e) {  // I/O, locks, a modified database: retrying may help
+    write_error(err, "fts-xapian %s failed: %s", operation, e.get_description().c_str());
+    return ORION_ERR_UNAVAILABLE;
+  } catch (const Xapian::Error &e) {  // LogicError: a bug here
+    write_error(err, "fts-xapian %s failed: %s", operation, e.get_description().c_str());
+    return ORION_ERR_INTERNAL;
+  } catch (const std::bad_alloc &) {
+    write_error(err, "fts-xapian %s ran out of memory", operation);
+    return ORION_ERR_RESOURCE_EXHAUSTED;
+  } catch (const std::exception &e) {
+    write_error(err, "fts-xapian %s failed: %s", operation, e.what());
+    return ORION_ERR_INTERNAL;
+  } catch (...) {
+    write_error(err, "fts-xapian %s failed with an unknown exception", operation);
+    return ORION_ERR_INTERNAL;
+  }
+}
+
+void host_log(orion_host_ctx *ctx, int32_t level, const std::string &message) noexcept {
+  if (g_host == nullptr || g_host->log == nullptr) return;
+  g_host->log(ctx, level, orion_str{message.data(), message.size()});
+}
+
+/// Copies a borrowed string; a NULL pointer with a non-zero length is the caller's bug.
+std::string copy(orion_str s, const char *what) {
+  if (s.len == 0) return std::string();
+  if (s.ptr == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, std::string(what) + " has a NULL pointer and a non-zero length"};
+  return std::string(s.ptr, s.len);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terms
+// ---------------------------------------------------------------------------------------------
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
+  return std::string(buffer, 16);
+}
+
+std::string unique_term(const std::string &ns, int64_t id) {
+  std::string suffix = "\x1f" + std::to_string(id);
+  if (1 + ns.size() + suffix.size() <= kMaxTermLength) return "Q" + ns + suffix;
+  return "XQ" + hex64(fnv1a(ns)) + suffix;
+}
+
+std::string namespace_term(const std::string &ns) {
+  if (1 + ns.size() <= kMaxTermLength) return "N" + ns;
+  return "XN" + hex64(fnv1a(ns));
+}
+
+std::string metadata_term(const std::string &key, const std::string &value) {
+  std::string escaped;
+  escaped.reserve(key.size());
+  for (char c : key) {
+    if (c == '\\' || c == '=' || c == '#') escaped += '\\';
+    escaped += c;
+  }
+  if (1 + escaped.size() + 1 + value.size() <= kMaxTermLength) return "M" + escaped + "=" + value;
+  if (1 + escaped.size() + 1 + 16 <= kMaxTermLength) return "M" + escaped + "#" + hex64(fnv1a(value));
+  return "XM" + hex64(fnv1a(key)) + "#" + hex64(fnv1a(value));
+}
+
+std::string encode_id(int64_t id) {
+  uint64_t u = static_cast<uint64_t>(id);
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; i--) {
+    out[static_cast<size_t>(i)] = static_cast<char>(u & 0xff);
+    u >>= 8;
+  }
+  return out;
+}
+
+bool decode_id(const std::string &data, int64_t *id) {
+  if (data.size() != 8) return false;
+  uint64_t u = 0;
+  for (unsigned char c : data) u = (u << 8) | c;
+  *id = static_cast<int64_t>(u);
+  return true;
+}
+
+/// Whether TermGenerator (STEM_SOME) adds a Z-stem for this unstemmed term: only for terms whose
+/// first character is a letter (the same test as Xapian's should_stem()).
+bool generator_stems(const std::string &term) {
+  const unsigned mask = (1u << Xapian::Unicode::LOWERCASE_LETTER) | (1u << Xapian::Unicode::TITLECASE_LETTER) |
+                        (1u << Xapian::Unicode::MODIFIER_LETTER) | (1u << Xapian::Unicode::OTHER_LETTER);
+  Xapian::Utf8Iterator it(term);
+  if (it == Xapian::Utf8Iterator()) return false;
+  return ((mask >> Xapian::Unicode::get_category(*it)) & 1u) != 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: a flat JSON object of strings and numbers
+// ---------------------------------------------------------------------------------------------
+
+struct Config {
+  std::string path;
+  bool has_path = false;
+  double k1 = 1.2;
+  double b = 0.75;
+  std::string stemmer = "english";
+};
+
+[[noreturn]] void config_error(const std::string &message) { throw PluginFailure{ORION_ERR_CONFIG, message}; }
+
+/// A key or value for an error message: printable ASCII, at most 64 bytes.
+std::string printable(const std::string &s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= 64) {
+      out += "...";
+      break;
+    }
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  return out;
+}
+
+class ConfigParser {
+ public:
+  ConfigParser(const char *p, size_t n) : p_(p), end_(p + n) {}
+
+  Config parse() {
+    Config config;
+    skip_ws();
+    if (p_ == end_) return config;  // an empty configuration means all defaults
+    expect('{', "the configuration must be a JSON object");
+    skip_ws();
+    if (peek() == '}') {
+      ++p_;
+    } else {
+      for (;;) {
+        skip_ws();
+        if (peek() != '"') config_error("expected a quoted key in the configuration object");
+        std::string key = parse_string();
+        skip_ws();
+        expect(':', "expected ':' after a key in the configuration");
+        skip_ws();
+        if (key == "path") {
+          config.path = string_value(key);
+          config.has_path = true;
+        } else if (key == "k1") {
+          config.k1 = number_value(key);
+        } else if (key == "b") {
+          config.b = number_value(key);
+        } else if (key == "stemmer") {
+          config.stemmer = string_value(key);
+        } else {
+          config_error("unknown configuration key '" + printable(key) + "'; the keys are path, k1, b and stemmer");
+        }
+        skip_ws();
+        if (peek() == ',') {
+          ++p_;
+          continue;
+        }
+        expect('}', "expected ',' or '}' in the configuration object");
+        break;
+      }
+    }
+    skip_ws();
+    if (p_ != end_) config_error("unexpected text after the configuration object");
+    return config;
+  }
+
+ private:
+  const char *p_;
+  const char *end_;
+
+  int peek() const { return p_ < end_ ? static_cast<unsigned char>(*p_) : -1; }
+  void skip_ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+  void expect(char c, const char *message) {
+    if (peek() != static_cast<unsigned char>(c)) config_error(message);
+    ++p_;
+  }
+
+  std::string string_value(const std::string &key) {
+    if (peek() != '"') config_error("'" + key + "' must be a string");
+    return parse_string();
+  }
+
+  double number_value(const std::string &key) {
+    const char *start = p_;
+    if (peek() == '-') ++p_;
+    auto digits = [&] {
+      const char *d = p_;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      return p_ > d;
+    };
+    bool ok = digits();
+    if (ok && peek() == '.') {
+      ++p_;
+      ok = digits();
+    }
+    if (ok && (peek() == 'e' || peek() == 'E')) {
+      ++p_;
+      if (peek() == '+' || peek() == '-') ++p_;
+      ok = digits();
+    }
+    if (!ok) config_error("'" + key + "' must be a number");
+    double value = 0;
+    auto result = std::from_chars(start, p_, value);
+    if (result.ec != std::errc() || result.ptr != p_ || !std::isfinite(value)) config_error("'" + key + "' must be a finite number");
+    return value;
+  }
+
+  unsigned hex4() {
+    if (end_ - p_ < 4) config_error("truncated \\u escape in a configuration string");
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+      char c = *p_++;
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
+      else config_error("bad \\u escape in a configuration string");
+    }
+    return v;
+  }
+
+  std::string parse_string() {
+    ++p_;  // opening quote
+    std::string out;
+    for (;;) {
+      if (p_ >= end_) config_error("unterminated string in the configuration");
+      unsigned char c = static_cast<unsigned char>(*p_++);
+      if (c == '"') return out;
+      if (c < 0x20) config_error("control character in a configuration string");
+      if (c != '\\') {
+        out += static_cast<char>(c);
+        continue;
+      }
+      if (p_ >= end_) config_error("unterminated escape in the configuration");
+      char e = *p_++;
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          unsigned cp = hex4();
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') config_error("unpaired surrogate in a configuration string");
+            p_ += 2;
+            unsigned low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) config_error("unpaired surrogate in a configuration string");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            config_error("unpaired surrogate in a configuration string");
+          }
+          Xapian::Unicode::append_utf8(out, cp);
+          break;
+        }
+        default: config_error("bad escape in a configuration string");
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The index
+// ---------------------------------------------------------------------------------------------
+
+/// A read-only handle on an on-disk database, used by one search at a time.
+struct Reader {
+  Xapian::Database db;
+  uint64_t generation;
+};
+
+/// One open database, shared by the instances (of this image) that name the same path.
+struct Store {
+  std::string path;  // empty: in memory
+  // glibc's rwlock prefers readers, so steady searches would starve writers. A writer holds
+  // `turnstile` while it waits for and holds `lock`; a reader passes through `turnstile` first,
+  // so no new search starts while a writer is waiting.
+  std::mutex turnstile;
+  std::shared_mutex lock;
+  Xapian::WritableDatabase db;  // guarded by `lock` (exclusive)
+  uint64_t generation = 0;      // commits so far; written under exclusive `lock`, read under shared
+  std::mutex pool_lock;
+  std::vector<std::unique_ptr<Reader>> pool;  // guarded by pool_lock
+
+  bool on_disk() const { return !path.empty(); }
+
+  void committed() { generation++; }
+
+  std::unique_ptr<Reader> checkout() {  // call with `lock` held shared
+    std::unique_ptr<Reader> reader;
+    {
+      std::lock_guard<std::mutex> guard(pool_lock);
+      if (!pool.empty()) {
+        reader = std::move(pool.back());
+        pool.pop_back();
+      }
+    }
+    if (!reader) {
+      reader.reset(new Reader{Xapian::Database(path), generation});
+    } else if (reader->generation != generation) {
+      reader->db.reopen();
+      reader->generation = generation;
+    }
+    return reader;
+  }
+
+  void checkin(std::unique_ptr<Reader> reader) {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    pool.push_back(std::move(reader));
+  }
+};
+
+/// Exclusive access to a store: writes, stats, and in-memory searches.
+class ExclusiveLock {
+ public:
+  explicit ExclusiveLock(Store &store) : turnstile_(store.turnstile), lock_(store.lock) {}
+
+ private:
+  std::unique_lock<std::mutex> turnstile_;      // taken first, released last
+  std::unique_lock<std::shared_mutex> lock_;
+};
+
+/// Shared access to a store: on-disk searches, each on its own reader.
+class SharedLock {
+ public:
+  explicit SharedLock(Store &store) : lock_(store.lock, std::defer_lock) {
+    { std::lock_guard<std::mutex> wait_for_writers(store.turnstile); }
+    lock_.lock();
+  }
+
+ private:
+  std::shared_lock<std::shared_mutex> lock_;
+};
+
+// Open on-disk stores by canonical path. Lookups, opens and the last release of a store happen
+// under g_stores_lock, so a store is never opened twice or reopened while it is still closing.
+std::mutex g_stores_lock;
+std::map<std::string, std::weak_ptr<Store>> g_stores;
+
+struct Instance {
+  std::shared_ptr<Store> store;
+  orion_host_ctx *ctx;
+  double k1;
+  double b;
+  std::string stemmer;  // a Xapian language, or "" for no stemming
+};
+
+/// Fresh per call: Xapian::Stem is reference counted without atomics, so it is never shared.
+Xapian::Stem make_stemmer(const std::string &language) {
+  return language.empty() ? Xapian::Stem() : Xapian::Stem(language);
+}
+
+Xapian::Document make_document(const orion_document &doc, const std::string &ns, Xapian::TermGenerator &generator) {
+  if (doc.field_count > 0 && doc.fields == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "a document has field_count > 0 and no fields"};
+  if (doc.metadata_count > 0 && doc.metadata == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "a document has metadata_count > 0 and no metadata"};
+  Xapian::Document document;
+  generator.set_document(document);
+  for (size_t f = 0; f < doc.field_count; f++) {
+    std::string text = copy(doc.fields[f].value, "a field value");
+    generator.index_text_without_positions(text);
+  }
+  document.add_boolean_term(unique_term(ns, doc.id));
+  document.add_boolean_term(namespace_term(ns));
+  for (size_t m = 0; m < doc.metadata_count; m++) {
+    document.add_boolean_term(metadata_term(copy(doc.metadata[m].key, "a metadata key"), copy(doc.metadata[m].value, "a metadata value")));
+  }
+  std::string id = encode_id(doc.id);
+  document.add_value(0, id);
+  document.set_data(id);
+  return document;
+}
+
+uint64_t read_checkpoint(const Xapian::Database &db) {
+  std::string text = db.get_metadata(kCheckpointKey);
+  uint64_t value = 0;
+  if (text.empty()) return 0;
+  auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+  return result.ec == std::errc() ? value : 0;
+}
+
+/// The OR query for user text: the query is run through the same TermGenerator as documents, and
+/// each word contributes the term documents are matched on (its Z-stem, or the word itself when
+/// it is not stemmed). Query syntax has no meaning here: it is either a word or ignored.
+Xapian::Query text_query(const Instance &self, const std::string &text) {
+  Xapian::Document scratch;
+  Xapian::TermGenerator generator;
+  Xapian::Stem stem = make_stemmer(self.stemmer);
+  generator.set_stemmer(stem);
+  generator.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+  generator.set_document(scratch);
+  generator.index_text_without_positions(text);
+  std::vector<Xapian::Query> terms;
+  for (auto it = scratch.termlist_begin(); it != scratch.termlist_end(); ++it) {
+    std::string term = *it;
+    if (term.empty()) continue;
+    bool wanted = term[0] == 'Z' || self.stemmer.empty() || !generator_stems(term);
+    if (wanted) terms.emplace_back(term, it.get_wdf());
+  }
+  if (terms.empty()) return Xapian::Query();
+  return Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end());
+}
+
+void run_search(const Instance &self, const Xapian::Database &db, const Xapian::Query &query, uint32_t limit,
+                orion_search_out *out) {
+  Xapian::Enquire enquire(db);
+  enquire.set_query(query);
+  enquire.set_weighting_scheme(Xapian::BM25Weight(self.k1, 0, 0, self.b, 0.5));
+  Xapian::MSet mset = enquire.get_mset(0, limit);
+  uint32_t n = 0;
+  for (auto it = mset.begin(); it != mset.end() && n < limit; ++it) {
+    int64_t id = 0;
+    if (!decode_id(it.get_document().get_data(), &id)) throw PluginFailure{ORION_ERR_INTERNAL, "a document in the index has no id; clear and rebuild it"};
+    orion_hit &hit = out->hits[n++];
+    hit.id = id;
+    hit.score = static_cast<float>(it.get_weight());
+    hit.source = ORION_SOURCE_FTS;
+    hit.detail_offset = 0;
+    hit.detail_count = 0;
+  }
+  out->hit_count = n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ABI functions
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<Store> open_store(const Config &config, std::string *description) {
+  if (!config.has_path) {
+    auto store = std::make_shared<Store>();
+    store->db = Xapian::WritableDatabase(std::string(), Xapian::DB_BACKEND_INMEMORY);
+    *description = "opened in-memory index";
+    return store;
+  }
+  if (config.path.empty()) config_error("'path' is empty; give a directory for the index, or omit 'path' for an in-memory index");
+  std::error_code ec;
+  std::filesystem::path canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(config.path, ec), ec);
+  std::string key = ec ? config.path : canonical.string();
+  std::lock_guard<std::mutex> guard(g_stores_lock);
+  auto found = g_stores.find(key);
+  if (found != g_stores.end()) {
+    if (auto existing = found->second.lock()) {
+      *description = "opened index at " + key + " (shared with another instance)";
+      return existing;
+    }
+  }
+  auto store = std::make_shared<Store>();
+  store->path = key;
+  try {
+    store->db = Xapian::WritableDatabase(key, Xapian::DB_CREATE_OR_OPEN);
+  } catch (const Xapian::DatabaseLockError &e) {
+    throw PluginFailure{ORION_ERR_UNAVAILABLE, "the index at '" + key + "' is locked by another writer (" + e.get_description() +
+                                                   "); stop the other process or give this instance another 'path'"};
+  } catch (const Xapian::DatabaseError &e) {
+    throw PluginFailure{ORION_ERR_CONFIG, "cannot open or create the index at '" + key + "': " + e.get_description() +
+                                              "; set 'path' to a writable directory whose parent exists, or omit it for an in-memory index"};
+  }
+  g_stores[key] = store;
+  *description = "opened index at " + key + " (" + std::to_string(store->db.get_doccount()) + " documents)";
+  return store;
+}
+
+void release_store(std::shared_ptr<Store> store) {
+  if (!store) return;
+  if (!store->on_disk()) return;  // in memory: nothing shared, freed by the caller's reset
+  std::lock_guard<std::mutex> guard(g_stores_lock);
+  std::string key = store->path;
+  store.reset();  // closes the database if this was the last instance using it
+  auto found = g_stores.find(key);
+  if (found != g_stores.end() && found->second.expired()) g_stores.erase(found);
+}
+
+orion_status fx_create(orion_host_ctx *ctx, orion_str config_text, void **out, orion_error *err) {
+  if (out != nullptr) *out = nullptr;
+  return guarded(err, "create", [&]() -> orion_status {
+    if (out == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "create() needs an out pointer"};
+    if (config_text.len > 0 && config_text.ptr == nullptr) config_error("the configuration has a NULL pointer");
+    Config config = ConfigParser(config_text.ptr, config_text.len).parse();
+    if (!(config.k1 >= 0)) config_error("'k1' must be >= 0 (BM25 term-frequency saturation; default 1.2)");
+    if (!(config.b >= 0 && config.b <= 1)) config_error("'b' must be between 0 and 1 (BM25 length normalisation; default 0.75)");
+    if (config.stemmer.empty()) config_error("'stemmer' is empty; name a language such as english, or none");
+    std::string language = config.stemmer == "none" ? std::string() : config.stemmer;
+    if (!language.empty()) {
+      try {
+        Xapian::Stem check(language);
+      } catch (const Xapian::InvalidArgumentError &) {
+        config_error("unknown 'stemmer' '" + printable(config.stemmer) + "'; use one of: " + Xapian::Stem::get_available_languages() + ", or none");
+      }
+    }
+    std::unique_ptr<Instance> self(new Instance{nullptr, ctx, config.k1, config.b, language});
+    std::string description;
+    self->store = open_store(config, &description);
+    host_log(ctx, ORION_LOG_INFO, "fts-xapian: " + description);
+    *out = self.release();
+    return ORION_OK;
+  });
+}
+
+void fx_destroy(void *raw) {
+  if (raw == nullptr) return;
+  Instance *self = static_cast<Instance *>(raw);
+  try {
+    release_store(std::move(self->store));
+  } catch (...) {
+    // Closing a database can throw (a failed final commit); there is nobody to tell here.
+  }
+  delete self;
+}
+
+orion_status fx_add(void *instance, const orion_document *docs, size_t count, orion_error *err) {
+  return guarded(err, "add", [&]() -> orion_status {
+    auto &self = *static_cast<Instance *>(instance);
+    if (count == 0) return ORION_OK;
+    if (docs == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "docs is NULL with a non-zero count"};
+    // Build every document before taking the lock: indexing text is the expensive part.
+    Xapian::TermGenerator generator;
+    Xapian::Stem stem = make_stemmer(self.stemmer);
+    generator.set_stemmer(stem);
+    generator.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+    std::vector<std::pair<std::string, Xapian::Document>> built;
+    built.reserve(count);
+    for (size_t i = 0; i < count; i++) {
+      std::string ns = copy(docs[i].ns, "a document namespace");
+      built.emplace_back(unique_term(ns, docs[i].id), make_document(docs[i], ns, generator));
+    }
+    Store &store = *self.store;
+    ExclusiveLock lock(store);
+    if (store.on_disk()) {
+      store.db.begin_transaction();
+      try {
+        for (auto &entry : built) store.db.replace_document(entry.first, entry.second);
+        store.db.commit_transaction();
+      } catch (...) {
+        try {
+          store.db.cancel_transaction();
+        } catch (...) {
+        }
+        throw;
+      }
+      store.committed();
+    } else {
+      for (auto &entry : built) store.db.replace_document(entry.first, entry.second);
+    }
+    return ORION_OK;
+  });
+}
+
+orion_status fx_remove(void *instance, orion_str ns_str, const int64_t *ids, size_t count, orion_error *err) {
+  return guarded(err, "remove", [&]() -> orion_status {
+    auto &self = *static_cast<Instance *>(instance);
+    if (count == 0) return ORION_OK;
+    if (ids == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "ids is NULL with a non-zero count"};
+    std::string ns = copy(ns_str, "the namespace");
+    Store &store = *self.store;
+    ExclusiveLock lock(store);
+    for (size_t i = 0; i < count; i++) store.db.delete_document(unique_term(ns, ids[i]));
+    if (store.on_disk()) {
+      store.db.commit();
+      store.committed();
+    }
+    return ORION_OK;
+  });
+}
+
+orion_status fx_search(void *instance, const orion_query *query, orion_search_out *out, orion_error *err) {
+  if (out != nullptr) {
+    out->hit_count = 0;
+    out->detail_count = 0;
+    out->flags = 0;
+    out->degraded_reason[0] = 0;
+  }
+  return guarded(err, "search", [&]() -> orion_status {
+    auto &self = *static_cast<Instance *>(instance);
+    if (query == nullptr || out == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "query and out must not be NULL"};
+    uint32_t limit = std::min(query->top_k, out->hit_capacity);
+    if (limit > 0 && out->hits == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "out->hits is NULL with a non-zero capacity"};
+    if (query->filter_count > 0 && query->filters == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "filters is NULL with a non-zero filter_count"};
+    std::string ns = copy(query->ns, "the namespace");
+    std::string text = copy(query->text, "the query text");
+    if (limit == 0) return ORION_OK;
+    Xapian::Query match = text_query(self, text);
+    if (match.empty()) return ORION_OK;  // no searchable words: no hits
+    std::vector<Xapian::Query> filters;
+    filters.emplace_back(namespace_term(ns));
+    for (size_t i = 0; i < query->filter_count; i++) {
+      filters.emplace_back(metadata_term(copy(query->filters[i].key, "a filter key"), copy(query->filters[i].value, "a filter value")));
+    }
+    Xapian::Query filtered(Xapian::Query::OP_FILTER, match, Xapian::Query(Xapian::Query::OP_AND, filters.begin(), filters.end()));
+    Store &store = *self.store;
+    if (!store.on_disk()) {
+      ExclusiveLock lock(store);
+      run_search(self, store.db, filtered, limit, out);
+      return ORION_OK;
+    }
+    SharedLock lock(store);
+    std::unique_ptr<Reader> reader = store.checkout();
+    try {
+      run_search(self, reader->db, filtered, limit, out);
+    } catch (const Xapian::DatabaseModifiedError &) {
+      // Not expected (commits wait for the exclusive lock), but recoverable: reopen and retry.
+      reader->db.reopen();
+      reader->generation = store.generation;
+      run_search(self, reader->db, filtered, limit, out);
+    }
+    store.checkin(std::move(reader));  // a reader that threw is dropped, not reused
+    return ORION_OK;
+  });
+}
+
+orion_status fx_clear(void *instance, orion_error *err) {
+  return guarded(err, "clear", [&]() -> orion_status {
+    Store &store = *static_cast<Instance *>(instance)->store;
+    ExclusiveLock lock(store);
+    if (!store.on_disk()) {
+      store.db = Xapian::WritableDatabase(std::string(), Xapian::DB_BACKEND_INMEMORY);  // frees the old index; the checkpoint goes with it
+      return ORION_OK;
+    }
+    std::vector<Xapian::docid> all;
+    all.reserve(store.db.get_doccount());
+    for (auto it = store.db.postlist_begin(std::string()); it != store.db.postlist_end(std::string()); ++it) all.push_back(*it);
+    store.db.begin_transaction();
+    try {
+      for (Xapian::docid id : all) store.db.delete_document(id);
+      // The index no longer reflects any revision of the host's store.
+      store.db.set_metadata(kCheckpointKey, std::string());
+      store.db.commit_transaction();
+    } catch (...) {
+      try {
+        store.db.cancel_transaction();
+      } catch (...) {
+      }
+      throw;
+    }
+    store.committed();
+    return ORION_OK;
+  });
+}
+
+orion_status fx_checkpoint(void *instance, uint64_t checkpoint, orion_error *err) {
+  return guarded(err, "checkpoint", [&]() -> orion_status {
+    Store &store = *static_cast<Instance *>(instance)->store;
+    ExclusiveLock lock(store);
+    store.db.set_metadata(kCheckpointKey, std::to_string(checkpoint));
+    store.db.commit();
+    store.committed();
+    return ORION_OK;
+  });
+}
+
+orion_status fx_stats(void *instance, orion_retriever_stats *out, orion_error *err) {
+  return guarded(err, "stats", [&]() -> orion_status {
+    if (out == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "out must not be NULL"};
+    Store &store = *static_cast<Instance *>(instance)->store;
+    ExclusiveLock lock(store);
+    out->struct_size = sizeof(orion_retriever_stats);
+    out->document_count = store.db.get_doccount();
+    out->checkpoint = read_checkpoint(store.db);
+    return ORION_OK;
+  });
+}
+
+const orion_retriever_v1 kRetriever = {
+    sizeof(orion_retriever_v1), fx_add, fx_remove, fx_search, fx_clear, fx_checkpoint, fx_stats,
+};
+
+const char kManifest[] =
+    "{\"capabilities\":[\"retrieval\",\"retrieval.fts\"],"
+    "\"summary\":\"BM25 full-text search over Xapian 1.4, in memory or on disk "
+    "(path: index directory, default in memory; k1 default 1.2; b default 0.75; stemmer default english, none to disable)\","
+    "\"config_schema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"path\":{\"type\":\"string\"},"
+    "\"k1\":{\"type\":\"number\",\"minimum\":0},"
+    "\"b\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1},"
+    "\"stemmer\":{\"type\":\"string\"}}}}";
+
+const orion_plugin_info kInfo = {
+    sizeof(orion_plugin_info),
+    ORION_ABI_MAJOR,
+    ORION_ABI_MINOR,
+    "fts-xapian",
+    "1.0.0",
+    "",
+    ORION_KIND_RETRIEVER,
+    kManifest,
+    fx_create,
+    fx_destroy,
+    &kRetriever,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+};
+
+}  // namespace
+
+extern "C" ORION_EXPORT const orion_plugin_info *orion_plugin_v1_entry(const orion_host_api *host) {
+  g_host = host;
+  return &kInfo;
+}

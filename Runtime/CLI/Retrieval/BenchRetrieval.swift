@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OrionCore
+import OrionPluginHost
+
+/// `orion bench retrieval DIR --retriever ID`: quality and speed of one retriever instance from
+/// plugins.d on a BEIR-format folder.
+///
+/// The corpus goes into a temporary document store; the instance (and, for a hybrid, the sources
+/// its config names) is created and filled from it — that is the build time. Every query runs once
+/// to warm up, then once more, single-threaded, timed: queries per second, nDCG@10 and Recall@100.
+struct BenchRetrieval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrieval", abstract: "nDCG@10, Recall@100, queries/s, build time and memory of one retriever.")
+
+    @Argument(help: "A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels.tsv, and corpus.f32/queries.f32 with meta.json.")
+    var directory: String
+    @Option(help: "The retriever instance id from plugins.d (fts, xapian, vector, hnsw, hybrid, hybrid-sqlite).") var retriever: String
+    @Flag(help: "End with one JSON object.") var json = false
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        var config = try options.loadConfig()
+        var logger = options.makeLogger()
+        logger.logLevel = .error
+        let dataset = try Dataset.load(directory)
+        let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        config.dataDirectory = scratch
+        config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
+
+        // The corpus, into a fresh store.
+        let store = try DocumentStore(path: config.resolvedDocumentStorePath)
+        let namespace = Namespace.forTenant("bench")
+        var progress = Progress(total: dataset.documents.count, label: "store")
+        for start in stride(from: 0, to: dataset.documents.count, by: 1000) {
+            let slice = Array(dataset.documents[start..<min(start + 1000, dataset.documents.count)])
+            _ = try store.upsert(slice, namespace: namespace)
+            progress.update(start + slice.count)
+        }
+        progress.update(dataset.documents.count, force: true)
+        progress.finish()
+
+        // The instance under test and its sources, built from the store.
+        let spec = try Self.deployment(for: retriever, in: config)
+        let runtime = PluginRuntime(config: config, logger: logger)
+        let index = DocumentIndex(store: store, registry: runtime.registry, logger: logger)
+        await runtime.addPreparer(index)
+        let buildStart = Date()
+        let report = try await runtime.apply(spec, reason: "bench")
+        let buildSeconds = Date().timeIntervalSince(buildStart)
+        if let refusal = report.refusals.first { throw ValidationError("instance refused: \(refusal)") }
+
+        // Warm-up, then the timed pass.
+        func runAll() throws -> [[String]] {
+            try dataset.queries.map { query in
+                try index.search(instanceID: retriever, namespace: namespace, text: query.text, vector: query.vector, topK: 100)
+                    .hits.map(\.document.id)
+            }
+        }
+        _ = try runAll()
+        let queryStart = Date()
+        let rankings = try runAll()
+        let qps = Double(dataset.queries.count) / max(Date().timeIntervalSince(queryStart), 1e-9)
+
+        var ndcg = 0.0, recall = 0.0, judged = 0
+        for (query, ranking) in zip(dataset.queries, rankings) {
+            guard let relevance = dataset.qrels[query.id] else { continue }
+            judged += 1
+            ndcg += RetrievalMetrics.ndcg(ranking: ranking, relevance: relevance, k: 10)
+            recall += RetrievalMetrics.recall(ranking: ranking, relevance: relevance, k: 100)
+        }
+        ndcg /= Double(max(judged, 1))
+        recall /= Double(max(judged, 1))
+        let rss = Self.residentMegabytes()
+        print("retriever \(retriever): \(dataset.documents.count) documents, \(judged) judged queries")
+        print(String(format: "  nDCG@10      %.4f", ndcg))
+        print(String(format: "  Recall@100   %.4f", recall))
+        print(String(format: "  queries/s    %.1f (one thread, warm)", qps))
+        print(String(format: "  build        %.2f s", buildSeconds))
+        print(String(format: "  resident     %.0f MB", rss))
+        if json {
+            let object: [String: Double] = ["ndcg_at_10": ndcg, "recall_at_100": recall, "qps": qps, "build_seconds": buildSeconds, "rss_mb": rss]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        await runtime.shutdown()
+    }
+
+    /// The instance `id` from plugins.d plus, for a fusing retriever, the instances its `sources`
+    /// name; persistent `path` settings are dropped so the bench never touches deployed indexes.
+    static func deployment(for id: String, in config: RuntimeConfig) throws -> DeploymentSpec {
+        let full = try DeploymentSpec.load(directory: config.plugins.directory)
+        guard let target = full.instances.first(where: { $0.id == id }) else {
+            throw ValidationError("no instance '\(id)' in \(config.plugins.directory); declared: \(full.instances.map(\.id).sorted().joined(separator: ", "))")
+        }
+        let sourceIDs = (target.config["sources"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue ?? $0.stringValue }
+        let wanted = Set([id] + sourceIDs)
+        let instances = full.instances.filter { wanted.contains($0.id) }.map { instance -> InstanceSpec in
+            var copy = instance
+            if case .object(var settings) = copy.config {
+                settings["path"] = nil
+                copy.config = .object(settings)
+            }
+            return copy
+        }
+        return DeploymentSpec(instances: instances, tiers: [])
+    }
+
+    static func residentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        return kilobytes / 1024
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+import OrionCore
+import OrionPluginHost
+import OrionPluginSDK
+import OrionTestSupport
+import Testing
+
+@Suite struct RetrievalMetricsTests {
+    @Test func ndcgWithGradedRelevanceMatchesAHandComputedValue() {
+        // Ranking: a (rel 3), x (unjudged), b (rel 1), c (rel 2).
+        // DCG  = 3/log2(2) + 0 + 1/log2(4) + 2/log2(5) = 3 + 0.5 + 0.861353 = 4.361353
+        // IDCG = 3/log2(2) + 2/log2(3) + 1/log2(4) = 3 + 1.261860 + 0.5 = 4.761860
+        let value = RetrievalMetrics.ndcg(ranking: ["a", "x", "b", "c"], relevance: ["a": 3, "b": 1, "c": 2], k: 10)
+        #expect(abs(value - 4.361353 / 4.761860) < 1e-5)
+    }
+
+    @Test func ndcgCutsAtK() {
+        // Only the first two count: DCG = 0 + 1/log2(3); IDCG = 1.
+        let value = RetrievalMetrics.ndcg(ranking: ["x", "a", "b"], relevance: ["a": 1], k: 2)
+        #expect(abs(value - 1 / log2(3.0)) < 1e-9)
+        #expect(RetrievalMetrics.ndcg(ranking: ["x", "y", "a"], relevance: ["a": 1], k: 2) == 0)
+        #expect(RetrievalMetrics.ndcg(ranking: ["a"], relevance: ["a": 0], k: 10) == 0, "no relevant document: 0")
+        #expect(RetrievalMetrics.ndcg(ranking: ["a", "b"], relevance: ["a": 1, "b": 1], k: 10) == 1)
+    }
+
+    @Test func recallCountsRelevantDocumentsInTheFirstK() {
+        #expect(RetrievalMetrics.recall(ranking: ["a", "x", "b"], relevance: ["a": 1, "b": 2, "c": 1, "z": 0], k: 100) == 2.0 / 3.0)
+        #expect(RetrievalMetrics.recall(ranking: ["x", "a"], relevance: ["a": 1], k: 1) == 0)
+    }
+}
+
+/// Retrievers deployed together, fed and searched through the document index.
+@Suite struct RetrievalTests {
+    let dir = TestPlugins.temporaryDirectory("orion-retrieval")
+    var pluginsD: String { (dir as NSString).appendingPathComponent("plugins.d") }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: pluginsD, withIntermediateDirectories: true)
+        try write("a.yaml", "id: a\nplugin: fixture-swift-retriever\n")
+        try write("b.yaml", "id: b\nplugin: fixture-swift-retriever\n")
+        try write("fts.yaml", "id: fts\nplugin: fts-sqlite\n")
+        try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
+        try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig:\n  sources: [{ id: vector }, { id: fts }]\n")
+        try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: fts }\n")
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: (pluginsD as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    func start() async throws -> (PluginRuntime, DocumentIndex) {
+        let runtime = makeRuntime(dataDirectory: dir, pluginsD: pluginsD)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let index = DocumentIndex(store: try DocumentStore(path: dir + "/documents.sqlite"), registry: runtime.registry, logger: logger)
+        await runtime.addPreparer(index)
+        try await runtime.reload()
+        return (runtime, index)
+    }
+
+    /// Sources with known rankings: a ranks [1, 2, 3], b ranks [3, 4, 1] for "x y z".
+    func fusion(_ hybridConfig: String) async throws -> RetrieverAnswer {
+        try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig:\n\(hybridConfig)")
+        let (runtime, _) = try await start()
+        let a = try runtime.registry.lease(kind: .retriever, id: "a")
+        try #require(a.retriever).add([
+            RetrieverDocument(id: 1, namespace: "ns", fields: [("text", "x y z")]),
+            RetrieverDocument(id: 2, namespace: "ns", fields: [("text", "x y")]),
+            RetrieverDocument(id: 3, namespace: "ns", fields: [("text", "x")]),
+        ])
+        let b = try runtime.registry.lease(kind: .retriever, id: "b")
+        try #require(b.retriever).add([
+            RetrieverDocument(id: 3, namespace: "ns", fields: [("text", "x y z")]),
+            RetrieverDocument(id: 4, namespace: "ns", fields: [("text", "x y")]),
+            RetrieverDocument(id: 1, namespace: "ns", fields: [("text", "x")]),
+        ])
+        a.release()
+        b.release()
+        let hybrid = try runtime.registry.lease(kind: .retriever, id: "hybrid")
+        defer { hybrid.release() }
+        let answer = try #require(hybrid.retriever).search(namespace: "ns", text: "x y z", topK: 10)
+        await runtime.shutdown()
+        return answer
+    }
+
+    @Test func rrfArithmeticAndTheTieRule() async throws {
+        let answer = try await fusion("  sources: [{ id: a }, { id: b }]\n")
+        // 1 and 3 tie at 1/61 + 1/63; 1 comes first in the earlier list. 2 and 4 tie at 1/62; 2 is in
+        // the earlier list.
+        #expect(answer.hits.map(\.id) == [1, 3, 2, 4])
+        #expect(abs(answer.hits[0].score - (1.0 / 61 + 1.0 / 63)) < 1e-6)
+        #expect(abs(answer.hits[2].score - 1.0 / 62) < 1e-6)
+        #expect(answer.hits.allSatisfy { $0.source == .hybrid })
+        #expect(answer.hits[0].details.map(\.sourceIndex) == [0, 1])
+        #expect(answer.hits[0].details.map(\.rank) == [1, 3])
+        #expect(answer.hits[0].details.allSatisfy { $0.source == .fts })
+        // A document found by one source only carries that source alone.
+        #expect(answer.hits[2].details.map(\.sourceIndex) == [0])
+        #expect(answer.hits[3].details.map(\.sourceIndex) == [1])
+        #expect(answer.degradedReason == nil)
+    }
+
+    @Test func weightsAndKChangeTheFusion() async throws {
+        let answer = try await fusion("  k: 10\n  sources: [{ id: a, weight: 1 }, { id: b, weight: 2 }]\n")
+        // doc 3: 1/13 + 2/11; doc 1: 1/11 + 2/13; doc 4: 2/12; doc 2: 1/12.
+        #expect(answer.hits.map(\.id) == [3, 1, 4, 2])
+        #expect(abs(answer.hits[0].score - (1.0 / 13 + 2.0 / 11)) < 1e-6)
+    }
+
+    @Test func aMissingSourceDegradesTheAnswer() async throws {
+        let answer = try await fusion("  sources: [{ id: a }, { id: gone }]\n")
+        #expect(answer.hits.map(\.id) == [1, 2, 3])
+        #expect(answer.degradedReason?.contains("gone") == true)
+    }
+
+    @Test func ftsSearchesOperatorCharactersLiterally() async throws {
+        let (runtime, index) = try await start()
+        try await index.add([
+            DocumentInput(id: "near", fields: [DocumentField(name: "text", value: "stars NEAR the galaxy")]),
+            DocumentInput(id: "orion", fields: [DocumentField(name: "title", value: "Orion"), DocumentField(name: "text", value: "a nebula")]),
+            DocumentInput(id: "other", fields: [DocumentField(name: "text", value: "nothing relevant")]),
+        ], namespace: "tenant_a")
+        for text in [#""orion"#, "orion*", "title:orion", "^orion", "-orion", "(orion", "orion)", "orion NEAR", "AND", "OR NOT", #"" * : ^ - ( ) + {} [] ' \"#, "NEAR(orion galaxy, 2)"] {
+            let answer = try index.search(instanceID: "fts", namespace: "tenant_a", text: text, topK: 5)
+            #expect(!answer.hits.contains { $0.document.id == "other" }, "\(text)")
+        }
+        #expect(try index.search(instanceID: "fts", namespace: "tenant_a", text: "NEAR", topK: 5).hits.map(\.document.id) == ["near"])
+        #expect(try index.search(instanceID: "fts", namespace: "tenant_a", text: "\"orion\" OR", topK: 5).hits.map(\.document.id) == ["orion"])
+        // Porter stemming: "nebulae"… no; "galaxies" matches "galaxy".
+        #expect(try index.search(instanceID: "fts", namespace: "tenant_a", text: "galaxies", topK: 5).hits.map(\.document.id) == ["near"])
+        await runtime.shutdown()
+    }
+
+    @Test func noRetrieverEverReturnsAnotherTenantsDocument() async throws {
+        let (runtime, index) = try await start()
+        let words = ["orion", "nebula", "galaxy", "comet", "quasar", "pulsar"]
+        for tenant in 0..<3 {
+            try await index.add((0..<15).map { i in
+                DocumentInput(
+                    id: "d\(i)", fields: [DocumentField(name: "text", value: "\(words[i % 6]) \(words[(i + tenant) % 6])")],
+                    metadata: ["tenant": "\(tenant)"], embedding: DocumentIndexTests.vector(tenant * 50 + i))
+            }, namespace: "tenant_\(tenant)")
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let tenant = Int.random(in: 0..<3, using: &generator)
+            let text = words.shuffled(using: &generator).prefix(2).joined(separator: " ")
+            for retriever in ["fts", "vector", "hybrid", "a"] {
+                let answer = try index.search(
+                    instanceID: retriever, namespace: "tenant_\(tenant)", text: text, vector: DocumentIndexTests.vector(Int.random(in: 0..<200, using: &generator)), topK: 10)
+                #expect(answer.hits.allSatisfy { $0.document.metadata["tenant"] == "\(tenant)" }, "\(retriever)")
+                #expect(!answer.hits.isEmpty, "\(retriever) found nothing")
+            }
+        }
+        await runtime.shutdown()
+    }
+
+    @Test func hybridWithoutAQueryVectorReturnsFullTextMarkedDegraded() async throws {
+        let (runtime, index) = try await start()
+        try await index.add([DocumentInput(id: "d", fields: [DocumentField(name: "text", value: "orion")], embedding: [1, 0, 0, 0])], namespace: "tenant_a")
+        let answer = try index.search(instanceID: "hybrid", namespace: "tenant_a", text: "orion", topK: 3)
+        #expect(answer.hits.map(\.document.id) == ["d"])
+        #expect(answer.degradedReason?.contains("needs a query vector") == true)
+        #expect(answer.hits.first?.details.map(\.source) == [.fts])
+        await runtime.shutdown()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func swappingTheTiersRetrieverFromFTSToHybridWhileSearching() async throws {
+        let (runtime, index) = try await start()
+        try await index.add((0..<30).map { i in
+            DocumentInput(id: "d\(i)", fields: [DocumentField(name: "text", value: "orion report \(i)")], embedding: DocumentIndexTests.vector(i))
+        }, namespace: "tenant_a")
+        let failures = SharedCounter()
+        let done = SharedFlag()
+        let reader = Task {
+            var searches = 0
+            while !done.isSet || searches < 200 {
+                do {
+                    let answer = try index.search(tier: "free", namespace: "tenant_a", text: "orion", vector: DocumentIndexTests.vector(3), topK: 5)
+                    if answer.hits.count != 5 { failures.increment() }
+                } catch {
+                    failures.increment()
+                }
+                searches += 1
+                if searches > 100_000 { break }
+                await Task.yield()
+            }
+            return searches
+        }
+        for round in 0..<6 {
+            try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: \(round % 2 == 0 ? "hybrid" : "fts") }\n")
+            try await runtime.reload()
+        }
+        done.set()
+        let searches = await reader.value
+        #expect(searches >= 200)
+        #expect(failures.count == 0)
+        await runtime.shutdown()
+    }
+}
