@@ -45,6 +45,19 @@ func cPlugin(
     )
 }
 
+/// A plugin written in C++ over a system library: header-only ABI, C++17.
+func cxxPlugin(_ product: String, target: String, path: String, libraries: [String]) -> (Product, Target) {
+    (
+        .library(name: product, type: .dynamic, targets: [target]),
+        .target(
+            name: target,
+            dependencies: ["OrionPluginABI"],
+            path: path,
+            linkerSettings: pluginLinkerSettings + libraries.map { .linkedLibrary($0) }
+        )
+    )
+}
+
 let plugins: [(Product, Target)] = [
     swiftPlugin("ratelimit-gcra", target: "RateLimitGCRA", path: "Plugins/ratelimit-gcra"),
     swiftPlugin("vector-flat", target: "VectorFlat", path: "Plugins/vector-flat"),
@@ -52,6 +65,8 @@ let plugins: [(Product, Target)] = [
     swiftPlugin(
         "fts-sqlite", target: "FTSSQLite", path: "Plugins/fts-sqlite",
         extra: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
+    // C++ over Debian's libxapian-dev.
+    cxxPlugin("fts-xapian", target: "FTSXapian", path: "Plugins/fts-xapian", libraries: ["xapian"]),
     // Benchmark plugins for `orion bench plugin-call`.
     cPlugin("orion-bench-c", target: "OrionBenchC", path: "Plugins/bench/c"),
     swiftPlugin("orion-bench-swift", target: "OrionBenchSwift", path: "Plugins/bench/swift"),
@@ -171,5 +186,6 @@ let package = Package(
             path: "Tests/PluginTests",
             swiftSettings: swiftSettings
         ),
-    ] + plugins.map(\.1)
+    ] + plugins.map(\.1),
+    cxxLanguageStandard: .cxx17
 )
