@@ -22,28 +22,28 @@ public struct PluginReloadService: Service {
     }
 
     public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                let signals = await UnixSignalsSequence(trapping: .sighup)
-                for await _ in signals.cancelOnGracefulShutdown() {
-                    await reload(reason: "SIGHUP")
+        // Both loops end on graceful shutdown (or when the task is cancelled); neither ending
+        // early stops the other.
+        try await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        if Task.isCancelled { return }
+                        await reload(reason: "SIGHUP")
+                    }
                 }
+                if let interval {
+                    group.addTask { await watch(every: interval) }
+                }
+                await group.waitForAll()
             }
-            if let interval {
-                group.addTask { await watch(every: interval) }
-            }
-            // Stop both loops when the service group shuts down.
-            await withGracefulShutdownHandler {
-                await group.next()
-            } onGracefulShutdown: {}
-            group.cancelAll()
         }
     }
 
     private func watch(every interval: Duration) async {
         var applied = Self.fingerprint(of: directory)
         var pending: String?
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled {
             do {
                 try await Task.sleep(for: interval)
             } catch {
