@@ -67,6 +67,8 @@ let plugins: [(Product, Target)] = [
         extra: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     // C++ over Debian's libxapian-dev.
     cxxPlugin("fts-xapian", target: "FTSXapian", path: "Plugins/fts-xapian", libraries: ["xapian"]),
+    // C++ over Debian's libhnswlib-dev (header only).
+    cxxPlugin("vector-hnsw", target: "VectorHNSW", path: "Plugins/vector-hnsw", libraries: ["pthread", "m"]),
     // Benchmark plugins for `orion bench plugin-call`.
     cPlugin("orion-bench-c", target: "OrionBenchC", path: "Plugins/bench/c"),
     swiftPlugin("orion-bench-swift", target: "OrionBenchSwift", path: "Plugins/bench/swift"),

@@ -94,6 +94,11 @@ public struct RetrieverAnswer: Sendable, Hashable {
     public var hits: [RetrieverHit]
     /// Why some source could not answer, when the answer is degraded.
     public var degradedReason: String?
+
+    public init(hits: [RetrieverHit], degradedReason: String?) {
+        self.hits = hits
+        self.degradedReason = degradedReason
+    }
 }
 
 /// Calls into a retriever.

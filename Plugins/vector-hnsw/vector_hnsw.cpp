@@ -2,12 +2,20 @@
 //
 // One hnswlib::HierarchicalNSW<float> (inner-product space) per namespace, created with the
 // dimension of the namespace's first vector. Scores are the cosine similarity (vectors are
-// normalised on insert and the query is normalised too) or the raw dot product. Metadata equality
-// filters are applied inside the graph search (non-matching nodes are traversed but never
-// collected) and, when the graph yields fewer than k, by an exact scan of the matching documents,
-// so k matching documents always give k results. With `path`, checkpoint() saves every namespace
-// (hnswlib's saveIndex plus a sidecar with the dimension and the id -> metadata map) and create()
-// loads them back with the checkpoint, so the host can tell the index is current.
+// normalised on insert and the query is normalised too) or the raw dot product.
+//
+// Metadata equality filters apply before ranking. Each namespace keeps, per metadata pair, the ids
+// carrying it; a search sizes its filter from the smallest such list and either scans those ids
+// exactly (small or selective sets: cheaper and exact) or runs a filtered graph search in which
+// non-matching nodes are traversed but never collected. If the graph still yields fewer than k,
+// an exact scan follows, so k matching documents always give k results.
+//
+// Writes (add, remove, clear) take the instance lock exclusively, one document at a time, so a
+// long batch does not stall searches; searches share it. With `path`, checkpoint() saves every
+// namespace (hnswlib's saveIndex plus a sidecar with the dimension and the id -> metadata map)
+// under a new generation and then swaps the manifest in by rename; create() loads it back with
+// the checkpoint, so the host can tell the index is current. An unreadable save is logged and
+// ignored (checkpoint 0: the host rebuilds).
 //
 // Build (no SwiftPM needed):
 //   g++ -std=c++17 -O3 -march=x86-64-v2 -shared -fPIC -Wall -Wextra -Wl,-z,defs
@@ -438,13 +446,46 @@ struct Hit {
 
 bool better(const Hit &a, const Hit &b) { return a.score != b.score ? a.score > b.score : a.id < b.id; }
 
-/// One namespace: its graph and the live documents' metadata. A document is live iff it is in
-/// `live`; every other label in the graph is marked deleted.
+/// A posting key for one metadata pair; length-prefixed so that any bytes are unambiguous.
+std::string posting_key(std::string_view key, std::string_view value) {
+  std::string out = std::to_string(key.size());
+  out.push_back(':');
+  out.append(key);
+  out.append(value);
+  return out;
+}
+
+/// One namespace: its graph, the live documents' metadata and, per metadata pair, the live ids
+/// that carry it (to size a filter before choosing how to search). A document is live iff it is
+/// in `live`; every other label in the graph is marked deleted.
 struct Namespace {
   uint32_t dim = 0;
   std::unique_ptr<hnswlib::InnerProductSpace> space;  // declared before `index`: outlives it
   std::unique_ptr<HNSW> index;
   std::unordered_map<int64_t, Metadata> live;
+  std::unordered_map<std::string, std::unordered_set<int64_t>> postings;
+
+  void index_metadata(int64_t id, const Metadata &metadata) {
+    for (const auto &kv : metadata) postings[posting_key(kv.first, kv.second)].insert(id);
+  }
+  void unindex_metadata(int64_t id, const Metadata &metadata) {
+    for (const auto &kv : metadata) {
+      auto found = postings.find(posting_key(kv.first, kv.second));
+      if (found == postings.end()) continue;
+      found->second.erase(id);
+      if (found->second.empty()) postings.erase(found);
+    }
+  }
+  /// The smallest posting list among the filters' pairs; nullptr when some pair matches nothing.
+  const std::unordered_set<int64_t> *smallest_posting(const Filters &filters) const {
+    const std::unordered_set<int64_t> *smallest = nullptr;
+    for (const auto &f : filters) {
+      auto found = postings.find(posting_key(f.first, f.second));
+      if (found == postings.end()) return nullptr;
+      if (smallest == nullptr || found->second.size() < smallest->size()) smallest = &found->second;
+    }
+    return smallest;
+  }
 };
 
 hnswlib::labeltype label_of(int64_t id) { return static_cast<hnswlib::labeltype>(static_cast<uint64_t>(id)); }
@@ -548,21 +589,29 @@ std::vector<std::pair<float, hnswlib::labeltype>> filtered_search(const HNSW &h,
 }
 
 /// Exact top-k among the live documents matching `filters` (all of them when there are none).
+/// With filters, only the ids of the filters' smallest posting list are examined.
 std::vector<Hit> exact_scan(const Namespace &ns, const float *query, size_t k, const Filters &filters) {
   const HNSW &h = *ns.index;
   auto worse_on_top = [](const Hit &a, const Hit &b) { return better(a, b); };
   std::priority_queue<Hit, std::vector<Hit>, decltype(worse_on_top)> heap(worse_on_top);
-  for (const auto &entry : ns.live) {
-    if (!filters.empty() && !matches(entry.second, filters)) continue;
-    auto found = h.label_lookup_.find(label_of(entry.first));
-    if (found == h.label_lookup_.end()) continue;  // cannot happen: live ids are in the graph
+  auto consider = [&](int64_t id) {
+    auto found = h.label_lookup_.find(label_of(id));
+    if (found == h.label_lookup_.end()) return;  // cannot happen: live ids are in the graph
     float d = h.fstdistfunc_(query, h.getDataByInternalId(found->second), h.dist_func_param_);
-    Hit hit{entry.first, 1.0f - d};
+    Hit hit{id, 1.0f - d};
     if (heap.size() < k) {
       heap.push(hit);
     } else if (better(hit, heap.top())) {
       heap.pop();
       heap.push(hit);
+    }
+  };
+  if (filters.empty()) {
+    for (const auto &entry : ns.live) consider(entry.first);
+  } else if (const std::unordered_set<int64_t> *candidates = ns.smallest_posting(filters)) {
+    for (int64_t id : *candidates) {
+      auto doc = ns.live.find(id);
+      if (doc != ns.live.end() && (filters.size() == 1 || matches(doc->second, filters))) consider(id);
     }
   }
   std::vector<Hit> hits;
@@ -671,6 +720,21 @@ std::string file_stem(uint64_t generation, size_t index) {
   return "g" + std::to_string(generation) + "-n" + std::to_string(index);
 }
 
+/// The highest generation among this plugin's data files in `dir` (0 when there are none), so a
+/// new checkpoint never rewrites files an older manifest may still name.
+uint64_t highest_generation_on_disk(const fs::path &dir) {
+  uint64_t highest = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.size() < 2 || name[0] != 'g') continue;
+    uint64_t generation = 0;
+    auto parsed = std::from_chars(name.data() + 1, name.data() + name.size(), generation);
+    if (parsed.ec == std::errc() && parsed.ptr < name.data() + name.size() && *parsed.ptr == '-') highest = std::max(highest, generation);
+  }
+  return highest;
+}
+
 /// Removes this plugin's data files that do not belong to `generation`.
 void remove_stale_files(const fs::path &dir, uint64_t generation) {
   std::error_code ec;
@@ -719,6 +783,7 @@ class Instance {
       fs::remove(probe, ec);
       if (!ok) fail(ORION_ERR_CONFIG, "vector-hnsw: 'path' (" + config_.path + ") is not writable; give a directory this process may write");
     }
+    generation_ = highest_generation_on_disk(dir);
     if (!fs::exists(dir / kManifestName, ec)) return;
     try {
       load(dir);
@@ -728,6 +793,7 @@ class Instance {
     } catch (const LoadError &e) {
       namespaces_.clear();
       checkpoint_ = 0;
+      generation_ = highest_generation_on_disk(dir);
       host_log(ctx_, ORION_LOG_WARNING,
                "vector-hnsw ignores the saved index in " + config_.path + " (" + e.message + "); starting empty at checkpoint 0 so the host rebuilds it");
     }
@@ -762,45 +828,70 @@ class Instance {
       batch.push_back(std::move(staged));
     }
 
-    std::unique_lock<FairSharedMutex> lock(mutex_);
-    // Dimensions: the namespace's, or fixed by the batch's first vector for a new namespace.
-    std::unordered_map<std::string_view, uint32_t> dims;
-    for (const Staged &doc : batch) {
-      uint32_t dim = static_cast<uint32_t>(doc.vector.size());
-      auto known = dims.find(doc.ns);
-      if (known == dims.end()) {
-        auto existing = namespaces_.find(doc.ns);
-        known = dims.emplace(doc.ns, existing != namespaces_.end() ? existing->second->dim : dim).first;
-      }
-      if (known->second != dim) {
-        fail(ORION_ERR_INVALID_ARGUMENT, "document " + std::to_string(doc.id) + " has " + std::to_string(dim) + " dimensions; namespace " +
-                                             ns_label(doc.ns) + " holds " + std::to_string(known->second) +
-                                             "-dimensional vectors (nothing in this batch was indexed)");
+    {
+      // Dimensions: the namespace's, or fixed by the batch's first vector for a new namespace.
+      std::shared_lock<FairSharedMutex> lock(mutex_);
+      std::unordered_map<std::string_view, uint32_t> dims;
+      for (const Staged &doc : batch) {
+        uint32_t dim = static_cast<uint32_t>(doc.vector.size());
+        auto known = dims.find(doc.ns);
+        if (known == dims.end()) {
+          auto existing = namespaces_.find(doc.ns);
+          known = dims.emplace(doc.ns, existing != namespaces_.end() ? existing->second->dim : dim).first;
+        }
+        if (known->second != dim) {
+          fail(ORION_ERR_INVALID_ARGUMENT, "document " + std::to_string(doc.id) + " has " + std::to_string(dim) + " dimensions; namespace " +
+                                               ns_label(doc.ns) + " holds " + std::to_string(known->second) +
+                                               "-dimensional vectors (nothing in this batch was indexed)");
+        }
       }
     }
+    // One document per exclusive section (an insertion takes about a millisecond), so searches
+    // interleave with a long batch instead of waiting for all of it.
     for (Staged &doc : batch) {
-      auto found = namespaces_.find(doc.ns);
-      if (found == namespaces_.end()) {
-        auto ns = std::make_unique<Namespace>();
-        ns->dim = static_cast<uint32_t>(doc.vector.size());
-        ns->space = std::make_unique<hnswlib::InnerProductSpace>(ns->dim);
-        ns->index = std::make_unique<HNSW>(ns->space.get(), config_.maxElements, config_.M, config_.efConstruction);
-        ns->index->setEf(config_.efSearch);
-        found = namespaces_.emplace(doc.ns, std::move(ns)).first;
+      std::unique_lock<FairSharedMutex> lock(mutex_);
+      insert(doc);
+    }
+  }
+
+  /// Inserts or replaces one validated document. Caller holds the exclusive lock.
+  void insert(Staged &doc) {
+    auto found = namespaces_.find(doc.ns);
+    if (found == namespaces_.end()) {
+      auto ns = std::make_unique<Namespace>();
+      ns->dim = static_cast<uint32_t>(doc.vector.size());
+      ns->space = std::make_unique<hnswlib::InnerProductSpace>(ns->dim);
+      ns->index = std::make_unique<HNSW>(ns->space.get(), config_.maxElements, config_.M, config_.efConstruction);
+      ns->index->setEf(config_.efSearch);
+      found = namespaces_.emplace(doc.ns, std::move(ns)).first;
+    }
+    Namespace &ns = *found->second;
+    if (ns.dim != doc.vector.size()) {
+      // Only possible when another thread emptied the namespace and refilled it with another
+      // dimension while this batch was being applied.
+      fail(ORION_ERR_INVALID_ARGUMENT, "document " + std::to_string(doc.id) + " has " + std::to_string(doc.vector.size()) +
+                                           " dimensions; namespace " + ns_label(doc.ns) + " now holds " + std::to_string(ns.dim) +
+                                           "-dimensional vectors (it changed while this batch was applied; earlier documents were indexed)");
+    }
+    HNSW &h = *ns.index;
+    hnswlib::labeltype label = label_of(doc.id);
+    if (h.label_lookup_.find(label) == h.label_lookup_.end() && h.cur_element_count >= h.max_elements_) {
+      const size_t limit = std::numeric_limits<hnswlib::tableint>::max() - 1;
+      if (h.max_elements_ >= limit) {
+        fail(ORION_ERR_RESOURCE_EXHAUSTED, "namespace " + ns_label(doc.ns) + " is full (" + std::to_string(h.max_elements_) + " points)");
       }
-      Namespace &ns = *found->second;
-      HNSW &h = *ns.index;
-      hnswlib::labeltype label = label_of(doc.id);
-      if (h.label_lookup_.find(label) == h.label_lookup_.end() && h.cur_element_count >= h.max_elements_) {
-        const size_t limit = std::numeric_limits<hnswlib::tableint>::max() - 1;
-        if (h.max_elements_ >= limit) {
-          fail(ORION_ERR_RESOURCE_EXHAUSTED, "namespace " + ns_label(doc.ns) + " is full (" + std::to_string(h.max_elements_) + " points)");
-        }
-        h.resizeIndex(std::min(limit, std::max<size_t>(2 * h.max_elements_, 1)));
-      }
-      // An existing label (live or deleted) is updated in place and undeleted by hnswlib.
-      h.addPoint(doc.vector.data(), label);
-      ns.live[doc.id] = std::move(doc.metadata);
+      h.resizeIndex(std::min(limit, std::max<size_t>(2 * h.max_elements_, 1)));
+    }
+    // An existing label (live or deleted) is updated in place, and undeleted, by hnswlib.
+    h.addPoint(doc.vector.data(), label);
+    auto previous = ns.live.find(doc.id);
+    if (previous != ns.live.end()) {
+      ns.unindex_metadata(doc.id, previous->second);
+      previous->second = std::move(doc.metadata);
+      ns.index_metadata(doc.id, previous->second);
+    } else {
+      auto inserted = ns.live.emplace(doc.id, std::move(doc.metadata)).first;
+      ns.index_metadata(doc.id, inserted->second);
     }
   }
 
@@ -812,7 +903,10 @@ class Instance {
     if (found == namespaces_.end()) return;
     Namespace &ns = *found->second;
     for (size_t i = 0; i < count; i++) {
-      if (ns.live.erase(ids[i]) == 0) continue;  // unknown or already removed: ignored
+      auto doc = ns.live.find(ids[i]);
+      if (doc == ns.live.end()) continue;  // unknown or already removed: ignored
+      ns.unindex_metadata(doc->first, doc->second);
+      ns.live.erase(doc);
       ns.index->markDelete(label_of(ids[i]));
     }
     if (ns.live.empty()) namespaces_.erase(found);  // frees the graph; the next add starts afresh
@@ -850,16 +944,30 @@ class Instance {
       }
       if (k == 0) return;
       std::vector<std::pair<float, hnswlib::labeltype>> found_points;
+      bool exact_done = false;
       if (filters.empty()) {
         // ef = max(efSearch, k): setEf(efSearch) was applied when the graph was made or loaded.
         auto queue = ns.index->searchKnn(q.data(), k);
         found_points.reserve(queue.size());
         for (; !queue.empty(); queue.pop()) found_points.push_back(queue.top());
       } else {
-        found_points = filtered_search(*ns.index, q.data(), k, std::max(config_.efSearch, k), [&](hnswlib::labeltype label) {
-          auto doc = ns.live.find(id_of(label));
-          return doc != ns.live.end() && matches(doc->second, filters);
-        });
+        // Plan: the filters' smallest posting list bounds the matches. An exact scan of m
+        // documents costs m distances; a filtered graph search costs about C / s, where C is an
+        // unfiltered search's cost (~2·M·ef distances) and s = m / n the selectivity. The scan
+        // wins when m² < C·n. It is also exact, so small filtered sets are never approximate.
+        const std::unordered_set<int64_t> *smallest = ns.smallest_posting(filters);
+        if (smallest == nullptr) return;  // some filter pair matches no document
+        double m = static_cast<double>(smallest->size()), n = static_cast<double>(ns.live.size());
+        double cost = 2.0 * static_cast<double>(ns.index->M_) * static_cast<double>(std::max(config_.efSearch, k));
+        if (m <= static_cast<double>(k) || m * m <= cost * n) {
+          hits = exact_scan(ns, q.data(), k, filters);
+          exact_done = true;
+        } else {
+          found_points = filtered_search(*ns.index, q.data(), k, std::max(config_.efSearch, k), [&](hnswlib::labeltype label) {
+            auto doc = ns.live.find(id_of(label));
+            return doc != ns.live.end() && matches(doc->second, filters);
+          });
+        }
       }
       hits.reserve(found_points.size());
       for (const auto &point : found_points) {
@@ -869,7 +977,7 @@ class Instance {
       }
       // The graph may miss matches (a selective filter, many deletions): then scan exactly, so
       // k matching documents always give k results.
-      if (hits.size() < k && hits.size() < ns.live.size()) {
+      if (!exact_done && hits.size() < k && hits.size() < ns.live.size()) {
         std::vector<Hit> exact = exact_scan(ns, q.data(), k, filters);
         if (exact.size() > hits.size()) hits = std::move(exact);
       }
@@ -1039,7 +1147,9 @@ class Instance {
         if (point == h.label_lookup_.end() || h.isMarkedDeleted(point->second)) {
           throw LoadError{meta.name() + " lists document " + std::to_string(id) + " that the graph does not hold"};
         }
-        ns->live.emplace(id, std::move(metadata));
+        auto inserted = ns->live.emplace(id, std::move(metadata));
+        if (!inserted.second) throw LoadError{meta.name() + " lists document " + std::to_string(id) + " twice"};
+        ns->index_metadata(id, inserted.first->second);
       }
       if (!meta.done()) throw LoadError{meta.name() + " has trailing bytes"};
       if (ns->live.size() != h.label_lookup_.size() - h.num_deleted_) {

@@ -41,6 +41,8 @@ import Testing
         try write("b.yaml", "id: b\nplugin: fixture-swift-retriever\n")
         try write("fts.yaml", "id: fts\nplugin: fts-sqlite\n")
         try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
+        try write("xapian.yaml", "id: xapian\nplugin: fts-xapian\n")
+        try write("hnsw.yaml", "id: hnsw\nplugin: vector-hnsw\n")
         try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig:\n  sources: [{ id: vector }, { id: fts }]\n")
         try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: fts }\n")
     }
@@ -146,12 +148,36 @@ import Testing
         for _ in 0..<100 {
             let tenant = Int.random(in: 0..<3, using: &generator)
             let text = words.shuffled(using: &generator).prefix(2).joined(separator: " ")
-            for retriever in ["fts", "vector", "hybrid", "a"] {
+            for retriever in Self.allRetrievers {
                 let answer = try index.search(
                     instanceID: retriever, namespace: "tenant_\(tenant)", text: text, vector: DocumentIndexTests.vector(Int.random(in: 0..<200, using: &generator)), topK: 10)
                 #expect(answer.hits.allSatisfy { $0.document.metadata["tenant"] == "\(tenant)" }, "\(retriever)")
                 #expect(!answer.hits.isEmpty, "\(retriever) found nothing")
             }
+        }
+        await runtime.shutdown()
+    }
+
+    static let allRetrievers = ["fts", "xapian", "vector", "hnsw", "hybrid", "a"]
+
+    @Test func deleteRemovesADocumentFromEveryIndexAndARestartAgrees() async throws {
+        do {
+            let (runtime, index) = try await start()
+            try await index.add((0..<12).map { i in
+                DocumentInput(id: "d\(i)", fields: [DocumentField(name: "text", value: "orion nebula \(i)")], embedding: DocumentIndexTests.vector(i))
+            }, namespace: "tenant_a")
+            try await index.delete(ids: ["d5"], namespace: "tenant_a")
+            for retriever in Self.allRetrievers {
+                let answer = try index.search(instanceID: retriever, namespace: "tenant_a", text: "orion nebula", vector: DocumentIndexTests.vector(5), topK: 12)
+                #expect(answer.hits.count == 11, "\(retriever)")
+                #expect(!answer.hits.contains { $0.document.id == "d5" }, "\(retriever)")
+            }
+            await runtime.shutdown()
+        }
+        let (runtime, index) = try await start()
+        for retriever in Self.allRetrievers {
+            let answer = try index.search(instanceID: retriever, namespace: "tenant_a", text: "orion nebula", vector: DocumentIndexTests.vector(5), topK: 12)
+            #expect(Set(answer.hits.map(\.document.id)) == Set((0..<12).filter { $0 != 5 }.map { "d\($0)" }), "\(retriever) after restart")
         }
         await runtime.shutdown()
     }

@@ -30,21 +30,7 @@ extension DocumentIndex {
     public nonisolated func search(
         instanceID: String, namespace: String, text: String, vector: [Float]? = nil, topK: Int, filters: [String: String] = [:]
     ) throws -> SearchAnswer {
-        guard topK > 0 else { return SearchAnswer(hits: [], degradedReason: nil) }
-        let lease: Lease
-        do {
-            lease = try registry.lease(kind: .retriever, id: instanceID)
-        } catch {
-            throw SearchError(message: error.message)
-        }
-        defer { lease.release() }
-        guard let retriever = lease.retriever else { throw SearchError(message: "instance '\(instanceID)' is not a retriever") }
-        let answer: RetrieverAnswer
-        do {
-            answer = try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
-        } catch {
-            throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)")
-        }
+        let answer = try retrieve(instanceID: instanceID, namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
         let documents = try store.documents(keys: answer.hits.map(\.id), namespace: namespace)
         var hits: [SearchHit] = []
         for hit in answer.hits {
@@ -59,6 +45,36 @@ extension DocumentIndex {
 }
 
 extension DocumentIndex {
+    /// The ranking alone — the caller's ids, best first — for callers that do not need the
+    /// documents (benchmarks, id-only APIs). Tenancy is enforced as in ``search(instanceID:namespace:text:vector:topK:filters:)``.
+    public nonisolated func ranking(
+        instanceID: String, namespace: String, text: String, vector: [Float]? = nil, topK: Int, filters: [String: String] = [:]
+    ) throws -> (ids: [String], degradedReason: String?) {
+        let answer = try retrieve(instanceID: instanceID, namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+        let ids = try store.ids(keys: answer.hits.map(\.id), namespace: namespace)
+        return (answer.hits.compactMap { ids[$0.id] }, answer.degradedReason)
+    }
+
+    /// One retriever's raw answer for one namespace: store keys, not yet mapped to ids.
+    public nonisolated func retrieve(
+        instanceID: String, namespace: String, text: String, vector: [Float]?, topK: Int, filters: [String: String]
+    ) throws -> RetrieverAnswer {
+        guard topK > 0 else { return RetrieverAnswer(hits: [], degradedReason: nil) }
+        let lease: Lease
+        do {
+            lease = try registry.lease(kind: .retriever, id: instanceID)
+        } catch {
+            throw SearchError(message: error.message)
+        }
+        defer { lease.release() }
+        guard let retriever = lease.retriever else { throw SearchError(message: "instance '\(instanceID)' is not a retriever") }
+        do {
+            return try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+        } catch {
+            throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)")
+        }
+    }
+
     /// Searches with the retriever the tier maps to `retrieval` (its primary, else the next).
     public nonisolated func search(
         tier: String, namespace: String, text: String, vector: [Float]? = nil, topK: Int, filters: [String: String] = [:]

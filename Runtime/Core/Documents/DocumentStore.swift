@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// A document as the store holds it: the source of truth every retriever is derived from.
 public struct StoredDocument: Sendable, Hashable {
@@ -58,6 +59,14 @@ public struct DocumentStoreError: Error, Sendable, CustomStringConvertible {
 public final class DocumentStore: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// key → (namespace, id) for the documents this process wrote or looked up: a key's namespace
+    /// and id never change, so entries only go away with their document. About 100 bytes each.
+    private let identities = Mutex<[Int64: Identity]>([:])
+
+    struct Identity: Sendable {
+        let namespace: String
+        let id: String
+    }
 
     /// Opens (and migrates) the database at `path`, creating its directory.
     public init(path: String) throws {
@@ -122,7 +131,7 @@ public final class DocumentStore: Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return try pool.write { db in
+        let written: [StoredDocument] = try pool.write { db in
             let revision = try Self.bump(db)
             var stored: [StoredDocument] = []
             stored.reserveCapacity(inputs.count)
@@ -148,12 +157,16 @@ public final class DocumentStore: Sendable {
             }
             return stored
         }
+        identities.withLock { cache in
+            for document in written { cache[document.key] = Identity(namespace: namespace, id: document.id) }
+        }
+        return written
     }
 
     /// Removes documents by id from a namespace; returns the keys removed.
     @discardableResult
     public func delete(ids: [String], namespace: String) throws -> [Int64] {
-        try pool.write { db in
+        let removed: [Int64] = try pool.write { db in
             let revision = try Self.bump(db)
             var keys: [Int64] = []
             for id in ids {
@@ -164,6 +177,8 @@ public final class DocumentStore: Sendable {
             }
             return keys
         }
+        identities.withLock { cache in for key in removed { cache[key] = nil } }
+        return removed
     }
 
     /// Documents by key, restricted to `namespace` (keys of other namespaces are not returned).
@@ -178,6 +193,36 @@ public final class DocumentStore: Sendable {
                 arguments: StatementArguments(arguments))
             return Dictionary(uniqueKeysWithValues: try rows.map { row in let d = try Self.document(row); return (d.key, d) })
         }
+    }
+
+    /// The caller's ids of `keys`, restricted to `namespace`: a light hydration for callers that
+    /// need the ranking only (one indexed query, no field decoding).
+    public func ids(keys: [Int64], namespace: String) throws -> [Int64: String] {
+        guard !keys.isEmpty else { return [:] }
+        var out: [Int64: String] = [:]
+        var missing: [Int64] = []
+        identities.withLock { cache in
+            for key in keys {
+                if let identity = cache[key] {
+                    if identity.namespace == namespace { out[key] = identity.id }
+                } else {
+                    missing.append(key)
+                }
+            }
+        }
+        guard !missing.isEmpty else { return out }
+        // Keys this process has not seen (written by another process): read and remember them.
+        let found: [(Int64, Identity)] = try pool.read { db in
+            let placeholders = Array(repeating: "?", count: missing.count).joined(separator: ",")
+            let statement = try db.cachedStatement(sql: "SELECT key, namespace, id FROM documents WHERE key IN (\(placeholders))")
+            let rows = try Row.fetchCursor(statement, arguments: StatementArguments(missing.map { $0 as any DatabaseValueConvertible }))
+            var found: [(Int64, Identity)] = []
+            while let row = try rows.next() { found.append((row[0], Identity(namespace: row[1], id: row[2]))) }
+            return found
+        }
+        identities.withLock { cache in for (key, identity) in found { cache[key] = identity } }
+        for (key, identity) in found where identity.namespace == namespace { out[key] = identity.id }
+        return out
     }
 
     /// One document by namespace and id.
