@@ -1,0 +1,100 @@
+import Foundation
+import OrionTestSupport
+import Testing
+
+/// `orion ingest`, `orion search` and `orion bench retrieval`, run as an operator runs them, on a
+/// small BEIR-format folder written by the test.
+@Suite struct RetrievalCLITests {
+    let orion = (TestPlugins.directory as NSString).appendingPathComponent("orion")
+    let dir = TestPlugins.temporaryDirectory("orion-cli-retrieval")
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: orion)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Four documents and two queries with 4-d vectors; CRLF line ends, as BEIR files have.
+    func writeDataset() throws -> String {
+        let data = (dir as NSString).appendingPathComponent("set")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let corpus = [
+            #"{"_id": "a", "title": "Orion nebula", "text": "Stars form in the Orion nebula.", "metadata": {"year": 2020}}"#,
+            #"{"_id": "b", "title": "Crab nebula", "text": "A supernova remnant.", "metadata": {}}"#,
+            #"{"_id": "c", "title": "Comets", "text": "Icy bodies with tails.", "metadata": {}}"#,
+            #"{"_id": "d", "title": "Quasars", "text": "Bright galactic nuclei.", "metadata": {}}"#,
+        ]
+        try (corpus.joined(separator: "\r\n") + "\r\n").write(toFile: data + "/corpus.jsonl", atomically: true, encoding: .utf8)
+        try (#"{"_id": "1", "text": "Where do stars form in Orion?"}"# + "\r\n" + #"{"_id": "2", "text": "comet tails"}"# + "\r\n")
+            .write(toFile: data + "/queries.jsonl", atomically: true, encoding: .utf8)
+        try "query-id\tcorpus-id\tscore\r\n1\ta\t1\r\n2\tc\t2\r\n".write(toFile: data + "/qrels.tsv", atomically: true, encoding: .utf8)
+        try #"{"dim": 4}"#.write(toFile: data + "/meta.json", atomically: true, encoding: .utf8)
+        func floats(_ rows: [[Float]]) -> Data { rows.flatMap { $0 }.withUnsafeBufferPointer { Data(buffer: $0) } }
+        try floats([[1, 0, 0, 0], [0.7, 0.7, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]).write(to: URL(fileURLWithPath: data + "/corpus.f32"))
+        try floats([[0.9, 0.1, 0, 0], [0, 0, 1, 0.1]]).write(to: URL(fileURLWithPath: data + "/queries.f32"))
+        return data
+    }
+
+    func writeDeployment() throws -> String {
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try FileManager.default.createDirectory(atPath: pluginsD, withIntermediateDirectories: true)
+        try "id: vector\nplugin: vector-flat\n".write(toFile: pluginsD + "/vector.yaml", atomically: true, encoding: .utf8)
+        try "id: fts\nplugin: fts-sqlite\n".write(toFile: pluginsD + "/fts.yaml", atomically: true, encoding: .utf8)
+        try "id: hybrid\nplugin: hybrid-rrf\nconfig:\n  sources: [{ id: vector }, { id: fts }]\n".write(toFile: pluginsD + "/hybrid.yaml", atomically: true, encoding: .utf8)
+        let config = (dir as NSString).appendingPathComponent("orion.yaml")
+        try "dataDirectory: data\nplugins:\n  directory: plugins.d\n  watchIntervalSeconds: 0\n".write(toFile: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    @Test func ingestThenSearch() throws {
+        let data = try writeDataset()
+        let config = try writeDeployment()
+        let ingest = try run(["ingest", data + "/corpus.jsonl", "--vectors", data + "/corpus.f32", "--tenant", "acme", "--config", config])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        #expect(ingest.stdout.contains("stored 4 documents for tenant 'acme'"))
+        #expect(ingest.stderr.contains("4/4"), "a progress line")
+
+        let search = try run(["search", "orion stars", "--tenant", "acme", "--retriever", "fts", "--config", config])
+        #expect(search.status == 0, "\(search.stderr)")
+        #expect(search.stdout.split(separator: "\n").first?.contains(" a ") == true, "\(search.stdout)")
+
+        let filtered = try run(["search", "nebula", "--tenant", "acme", "--retriever", "fts", "--filter", "year=2020", "--config", config])
+        #expect(filtered.stdout.contains(" a "))
+        #expect(!filtered.stdout.contains(" b "))
+
+        let other = try run(["search", "orion", "--tenant", "someone-else", "--retriever", "fts", "--config", config])
+        #expect(other.stdout.contains("no results"))
+
+        let hybrid = try run(["search", "orion", "--tenant", "acme", "--retriever", "hybrid", "--config", config])
+        #expect(hybrid.stdout.contains("degraded:"), "no query vector: the vector source is left out")
+
+        let bad = try run(["search", "orion", "--tenant", "acme", "--retriever", "fts", "--filter", "year", "--config", config])
+        #expect(bad.status != 0)
+    }
+
+    @Test func benchRetrievalReportsQualityAndEndsWithJSON() throws {
+        let data = try writeDataset()
+        let config = try writeDeployment()
+        for retriever in ["vector", "hybrid"] {
+            let output = try run(["bench", "retrieval", data, "--retriever", retriever, "--json", "--config", config])
+            #expect(output.status == 0, "\(output.stderr)")
+            let last = try #require(output.stdout.split(separator: "\n").last)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+            for key in ["ndcg_at_10", "recall_at_100", "qps", "build_seconds", "rss_mb"] { #expect(object[key] != nil, "\(key)") }
+            #expect(object["ndcg_at_10"] == 1, "\(retriever): both queries find their relevant document first")
+            #expect(object["recall_at_100"] == 1)
+        }
+        let unknown = try run(["bench", "retrieval", data, "--retriever", "nope", "--config", config])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("no instance 'nope'"))
+    }
+}
