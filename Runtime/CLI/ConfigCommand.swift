@@ -14,11 +14,8 @@ struct ConfigCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            let config = try options.loadConfig()
-            var logger = options.makeLogger()
-            logger.logLevel = .critical
+            let (config, _, runtime) = try options.makeRuntime(logLevel: .critical)
             print("runtime config: \(config.source) (environment \(config.environment.rawValue), instance \(config.instanceID))")
-            let runtime = PluginRuntime(config: config, logger: logger)
             do {
                 let report = try await runtime.reload(reason: "config check")
                 let snapshot = runtime.registry.snapshot

@@ -37,6 +37,14 @@ struct ConfigOptions: ParsableArguments {
         }
     }
 
+    /// The configuration and a plugin runtime for a one-shot command, logging at `level` and above.
+    func makeRuntime(logLevel level: Logger.Level) throws -> (RuntimeConfig, Logger, PluginRuntime) {
+        let config = try loadConfig()
+        var logger = makeLogger()
+        logger.logLevel = level
+        return (config, logger, PluginRuntime(config: config, logger: logger))
+    }
+
     func makeLogger(label: String = "orion") -> Logger {
         let level = Logger.Level(rawValue: (logLevel ?? environment["ORION_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
         LoggingSystem.bootstrap { label in

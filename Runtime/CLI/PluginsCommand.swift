@@ -17,10 +17,7 @@ struct Plugins: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            let config = try options.loadConfig()
-            var logger = options.makeLogger()
-            logger.logLevel = .critical
-            let runtime = PluginRuntime(config: config, logger: logger)
+            let (_, _, runtime) = try options.makeRuntime(logLevel: .critical)
             let report = try await runtime.reload(reason: "plugins list")
             let snapshot = runtime.registry.snapshot
             var rows = [["ID", "KIND", "PLUGIN", "VERSION", "ABI", "TIERS", "PATH"]]

@@ -5,28 +5,9 @@ import Testing
 
 /// The `orion` executable, run as operators run it.
 @Suite struct CLITests {
-    let orion = (TestPlugins.directory as NSString).appendingPathComponent("orion")
+    let orion = OrionCommand.path
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: orion)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> OrionCommand.Output { try OrionCommand.run(arguments) }
 
     @Test func pluginsCheckPrintsInfoOrTheRefusal() throws {
         let ok = try run(["plugins", "check", TestPlugins.path("ratelimit-gcra")])

@@ -5,23 +5,9 @@ import Testing
 /// `orion ingest`, `orion search` and `orion bench retrieval`, run as an operator runs them, on a
 /// small BEIR-format folder written by the test.
 @Suite struct RetrievalCLITests {
-    let orion = (TestPlugins.directory as NSString).appendingPathComponent("orion")
     let dir = TestPlugins.temporaryDirectory("orion-cli-retrieval")
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: orion)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> OrionCommand.Output { try OrionCommand.run(arguments, in: dir) }
 
     /// Four documents and two queries with 4-d vectors; CRLF line ends, as BEIR files have.
     func writeDataset() throws -> String {

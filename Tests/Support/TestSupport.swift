@@ -78,3 +78,30 @@ public final class SharedSet: Sendable {
     public func insert(_ values: Set<Int64>) { storage.withLock { $0.formUnion(values) } }
     public var values: Set<Int64> { storage.withLock { $0 } }
 }
+
+/// Runs the built `orion` executable (next to the test binary) as an operator would.
+public enum OrionCommand {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    public static var path: String { (TestPlugins.directory as NSString).appendingPathComponent("orion") }
+
+    /// Runs `orion arguments…` to completion, in `directory` when given.
+    public static func run(_ arguments: [String], in directory: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}

@@ -57,10 +57,7 @@ struct Search: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config = try options.loadConfig()
-        var logger = options.makeLogger()
-        logger.logLevel = .error
-        let runtime = PluginRuntime(config: config, logger: logger)
+        let (config, logger, runtime) = try options.makeRuntime(logLevel: .error)
         let index = DocumentIndex(store: try DocumentStore(path: config.resolvedDocumentStorePath), registry: runtime.registry, logger: logger)
         await runtime.addPreparer(index)
         try await runtime.reload(reason: "search")

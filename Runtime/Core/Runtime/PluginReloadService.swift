@@ -11,6 +11,9 @@ public struct PluginReloadService: Service {
     let directory: String
     let interval: Duration?
     let logger: Logger
+    /// The state of plugins.d when the service was made (right after the deployment it watches
+    /// was loaded): a change made before the watcher's first poll is still a change.
+    let baseline: String
 
     /// - Parameters:
     ///   - interval: time between polls of `plugins.d/`; nil turns file watching off.
@@ -19,6 +22,7 @@ public struct PluginReloadService: Service {
         self.directory = runtime.config.plugins.directory
         self.interval = interval
         self.logger = logger
+        self.baseline = Self.fingerprint(of: runtime.config.plugins.directory)
     }
 
     public func run() async throws {
@@ -41,7 +45,7 @@ public struct PluginReloadService: Service {
     }
 
     private func watch(every interval: Duration) async {
-        var applied = Self.fingerprint(of: directory)
+        var applied = baseline
         var pending: String?
         while !Task.isCancelled {
             do {
