@@ -81,8 +81,7 @@ import Testing
             return false
         }
         #expect(try await waitFor("orion serving"))
-        // Give the signal handler a moment to be installed after the log line.
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await waitFor("reload triggers ready"), "SIGHUP is trapped before the test sends it")
 
         try "id: limiter\nplugin: [broken\n".write(toFile: pluginsD + "/limiter.yaml", atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)

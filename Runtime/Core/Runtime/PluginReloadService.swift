@@ -28,10 +28,15 @@ public struct PluginReloadService: Service {
     public func run() async throws {
         // Both loops end on graceful shutdown (or when the task is cancelled); neither ending
         // early stops the other.
+        // Trap SIGHUP before saying so: until then the signal's default action ends the process.
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        logger.info(
+            "reload triggers ready",
+            metadata: ["orion.reload.watch": "\(interval.map { "\($0)" } ?? "off")", "orion.plugins.directory": "\(directory)"])
         try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    for await _ in signals {
                         if Task.isCancelled { return }
                         await reload(reason: "SIGHUP")
                     }
