@@ -31,10 +31,11 @@
 #include <orion_plugin.h>
 #include <xapian.h>
 
+#include "../cxx-support/orion_plugin_support.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -59,20 +60,8 @@ constexpr const char *kCheckpointKey = "orion_checkpoint";
 // ---------------------------------------------------------------------------------------------
 
 /// An error to report at the ABI boundary: a status and a message.
-struct PluginFailure {
-  orion_status status;
-  std::string message;
-};
-
-void write_error(orion_error *err, const char *format, ...) __attribute__((format(printf, 2, 3)));
-void write_error(orion_error *err, const char *format, ...) {
-  if (err == nullptr) return;
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(err->message, ORION_ERROR_MESSAGE_CAPACITY, format, args);
-  va_end(args);
-  err->message[ORION_ERROR_MESSAGE_CAPACITY - 1] = 0;
-}
+using PluginFailure = orion_support::Failure;
+using orion_support::write_error;
 
 /// Runs `body`, turning every exception into a status and message: nothing crosses into C.
 template <typename Body>
@@ -80,32 +69,31 @@ orion_status guarded(orion_error *err, const char *operation, Body &&body) noexc
   try {
     return body();
   } catch (const PluginFailure &f) {
-    write_error(err, "fts-xapian %s: %s", operation, f.message.c_str());
+    write_error(err, {"fts-xapian ", operation, ": ", f.message.c_str()});
     return f.status;
   } catch (const Xapian::DatabaseCorruptError &e) {
-    write_error(err, "fts-xapian %s failed: %s; clear the index or delete its directory", operation, e.get_description().c_str());
+    write_error(err, {"fts-xapian ", operation, " failed: ", e.get_description().c_str(), "; clear the index or delete its directory"});
     return ORION_ERR_INTERNAL;
   } catch (const Xapian::RuntimeError &e) {  // I/O, locks, a modified database: retrying may help
-    write_error(err, "fts-xapian %s failed: %s", operation, e.get_description().c_str());
+    write_error(err, {"fts-xapian ", operation, " failed: ", e.get_description().c_str()});
     return ORION_ERR_UNAVAILABLE;
   } catch (const Xapian::Error &e) {  // LogicError: a bug here
-    write_error(err, "fts-xapian %s failed: %s", operation, e.get_description().c_str());
+    write_error(err, {"fts-xapian ", operation, " failed: ", e.get_description().c_str()});
     return ORION_ERR_INTERNAL;
   } catch (const std::bad_alloc &) {
-    write_error(err, "fts-xapian %s ran out of memory", operation);
+    write_error(err, {"fts-xapian ", operation, " ran out of memory"});
     return ORION_ERR_RESOURCE_EXHAUSTED;
   } catch (const std::exception &e) {
-    write_error(err, "fts-xapian %s failed: %s", operation, e.what());
+    write_error(err, {"fts-xapian ", operation, " failed: ", e.what()});
     return ORION_ERR_INTERNAL;
   } catch (...) {
-    write_error(err, "fts-xapian %s failed with an unknown exception", operation);
+    write_error(err, {"fts-xapian ", operation, " failed with an unknown exception"});
     return ORION_ERR_INTERNAL;
   }
 }
 
 void host_log(orion_host_ctx *ctx, int32_t level, const std::string &message) noexcept {
-  if (g_host == nullptr || g_host->log == nullptr) return;
-  g_host->log(ctx, level, orion_str{message.data(), message.size()});
+  orion_support::host_log(g_host, ctx, level, message);
 }
 
 /// Copies a borrowed string; a NULL pointer with a non-zero length is the caller's bug.
@@ -209,151 +197,36 @@ std::string printable(const std::string &s) {
   return out;
 }
 
-class ConfigParser {
- public:
-  ConfigParser(const char *p, size_t n) : p_(p), end_(p + n) {}
-
-  Config parse() {
-    Config config;
-    skip_ws();
-    if (p_ == end_) return config;  // an empty configuration means all defaults
-    expect('{', "the configuration must be a JSON object");
-    skip_ws();
-    if (peek() == '}') {
-      ++p_;
+/// Reads the configuration: a JSON object of the keys above, each at most once.
+Config parse_config(orion_str text) {
+  Config config;
+  using orion_support::JsonValue;
+  auto string_value = [](const std::string &key, const JsonValue &v) {
+    if (v.kind != JsonValue::String) config_error("'" + key + "' must be a string");
+    return v.text;
+  };
+  auto number_value = [](const std::string &key, const JsonValue &v) {
+    if (v.kind != JsonValue::Number) config_error("'" + key + "' must be a number");
+    if (!std::isfinite(v.number)) config_error("'" + key + "' must be a finite number");
+    return v.number;
+  };
+  // No plugin prefix: guarded() already starts every message with "fts-xapian create: ".
+  orion_support::read_config_object(text, "", "{\"k1\": 1.2, \"b\": 0.75}", [&](const std::string &key, const JsonValue &v) {
+    if (key == "path") {
+      config.path = string_value(key, v);
+      config.has_path = true;
+    } else if (key == "k1") {
+      config.k1 = number_value(key, v);
+    } else if (key == "b") {
+      config.b = number_value(key, v);
+    } else if (key == "stemmer") {
+      config.stemmer = string_value(key, v);
     } else {
-      for (;;) {
-        skip_ws();
-        if (peek() != '"') config_error("expected a quoted key in the configuration object");
-        std::string key = parse_string();
-        skip_ws();
-        expect(':', "expected ':' after a key in the configuration");
-        skip_ws();
-        if (key == "path") {
-          config.path = string_value(key);
-          config.has_path = true;
-        } else if (key == "k1") {
-          config.k1 = number_value(key);
-        } else if (key == "b") {
-          config.b = number_value(key);
-        } else if (key == "stemmer") {
-          config.stemmer = string_value(key);
-        } else {
-          config_error("unknown configuration key '" + printable(key) + "'; the keys are path, k1, b and stemmer");
-        }
-        skip_ws();
-        if (peek() == ',') {
-          ++p_;
-          continue;
-        }
-        expect('}', "expected ',' or '}' in the configuration object");
-        break;
-      }
+      config_error("unknown configuration key '" + printable(key) + "'; the keys are path, k1, b and stemmer");
     }
-    skip_ws();
-    if (p_ != end_) config_error("unexpected text after the configuration object");
-    return config;
-  }
-
- private:
-  const char *p_;
-  const char *end_;
-
-  int peek() const { return p_ < end_ ? static_cast<unsigned char>(*p_) : -1; }
-  void skip_ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
-  }
-  void expect(char c, const char *message) {
-    if (peek() != static_cast<unsigned char>(c)) config_error(message);
-    ++p_;
-  }
-
-  std::string string_value(const std::string &key) {
-    if (peek() != '"') config_error("'" + key + "' must be a string");
-    return parse_string();
-  }
-
-  double number_value(const std::string &key) {
-    const char *start = p_;
-    if (peek() == '-') ++p_;
-    auto digits = [&] {
-      const char *d = p_;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      return p_ > d;
-    };
-    bool ok = digits();
-    if (ok && peek() == '.') {
-      ++p_;
-      ok = digits();
-    }
-    if (ok && (peek() == 'e' || peek() == 'E')) {
-      ++p_;
-      if (peek() == '+' || peek() == '-') ++p_;
-      ok = digits();
-    }
-    if (!ok) config_error("'" + key + "' must be a number");
-    double value = 0;
-    auto result = std::from_chars(start, p_, value);
-    if (result.ec != std::errc() || result.ptr != p_ || !std::isfinite(value)) config_error("'" + key + "' must be a finite number");
-    return value;
-  }
-
-  unsigned hex4() {
-    if (end_ - p_ < 4) config_error("truncated \\u escape in a configuration string");
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-      char c = *p_++;
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else config_error("bad \\u escape in a configuration string");
-    }
-    return v;
-  }
-
-  std::string parse_string() {
-    ++p_;  // opening quote
-    std::string out;
-    for (;;) {
-      if (p_ >= end_) config_error("unterminated string in the configuration");
-      unsigned char c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return out;
-      if (c < 0x20) config_error("control character in a configuration string");
-      if (c != '\\') {
-        out += static_cast<char>(c);
-        continue;
-      }
-      if (p_ >= end_) config_error("unterminated escape in the configuration");
-      char e = *p_++;
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') config_error("unpaired surrogate in a configuration string");
-            p_ += 2;
-            unsigned low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) config_error("unpaired surrogate in a configuration string");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            config_error("unpaired surrogate in a configuration string");
-          }
-          Xapian::Unicode::append_utf8(out, cp);
-          break;
-        }
-        default: config_error("bad escape in a configuration string");
-      }
-    }
-  }
-};
+  });
+  return config;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The index
@@ -569,8 +442,7 @@ orion_status fx_create(orion_host_ctx *ctx, orion_str config_text, void **out, o
   if (out != nullptr) *out = nullptr;
   return guarded(err, "create", [&]() -> orion_status {
     if (out == nullptr) throw PluginFailure{ORION_ERR_INVALID_ARGUMENT, "create() needs an out pointer"};
-    if (config_text.len > 0 && config_text.ptr == nullptr) config_error("the configuration has a NULL pointer");
-    Config config = ConfigParser(config_text.ptr, config_text.len).parse();
+    Config config = parse_config(config_text);
     if (!(config.k1 >= 0)) config_error("'k1' must be >= 0 (BM25 term-frequency saturation; default 1.2)");
     if (!(config.b >= 0 && config.b <= 1)) config_error("'b' must be between 0 and 1 (BM25 length normalisation; default 0.75)");
     if (config.stemmer.empty()) config_error("'stemmer' is empty; name a language such as english, or none");

@@ -27,6 +27,8 @@
 
 #include <orion_plugin.h>
 
+#include "../cxx-support/orion_plugin_support.hpp"
+
 // Every standard header hnswlib uses comes first, so that the visibility pragma below applies to
 // hnswlib's own declarations only (never to the standard library's).
 #include <algorithm>
@@ -90,34 +92,9 @@ const orion_host_api *g_host = nullptr;
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// A failure with the status and message the ABI call returns. Thrown inside the plugin, caught
-/// at the ABI boundary (guarded()); nothing ever propagates into C.
-struct Failure {
-  orion_status status;
-  std::string message;
-};
-
-[[noreturn]] void fail(orion_status status, std::string message) {
-  throw Failure{status, std::move(message)};
-}
-
-/// Writes `message` into `err`, truncated on a UTF-8 boundary. Never allocates, never throws.
-void write_error(orion_error *err, const char *prefix, const char *message) noexcept {
-  if (err == nullptr) return;
-  const size_t cap = ORION_ERROR_MESSAGE_CAPACITY - 1;
-  size_t n = 0;
-  for (const char *part : {prefix, message}) {
-    if (part == nullptr) continue;
-    size_t len = std::strlen(part);
-    size_t take = std::min(len, cap - n);
-    if (take < len) {
-      while (take > 0 && (static_cast<unsigned char>(part[take]) & 0xC0) == 0x80) --take;
-    }
-    std::memcpy(err->message + n, part, take);
-    n += take;
-  }
-  err->message[n] = '\0';
-}
+using orion_support::fail;
+using orion_support::Failure;
+using orion_support::write_error;
 
 template <class Body>
 orion_status guarded(orion_error *err, Body &&body) noexcept {
@@ -125,26 +102,26 @@ orion_status guarded(orion_error *err, Body &&body) noexcept {
     body();
     return ORION_OK;
   } catch (const Failure &failure) {
-    write_error(err, nullptr, failure.message.c_str());
+    write_error(err, {failure.message.c_str()});
     return failure.status;
   } catch (const std::bad_alloc &) {
-    write_error(err, nullptr, "vector-hnsw ran out of memory; lower maxElements or give the process more memory");
+    write_error(err, {"vector-hnsw ran out of memory; lower maxElements or give the process more memory"});
     return ORION_ERR_RESOURCE_EXHAUSTED;
   } catch (const std::exception &e) {
     if (std::strncmp(e.what(), "Not enough memory", 17) == 0) {
-      write_error(err, "vector-hnsw ran out of memory (hnswlib: ", e.what());
+      write_error(err, {"vector-hnsw ran out of memory (hnswlib: ", e.what()});
       return ORION_ERR_RESOURCE_EXHAUSTED;
     }
-    write_error(err, "vector-hnsw internal error (hnswlib): ", e.what());
+    write_error(err, {"vector-hnsw internal error (hnswlib): ", e.what()});
     return ORION_ERR_INTERNAL;
   } catch (...) {
-    write_error(err, nullptr, "vector-hnsw internal error: unknown exception");
+    write_error(err, {"vector-hnsw internal error: unknown exception"});
     return ORION_ERR_INTERNAL;
   }
 }
 
 void host_log(orion_host_ctx *ctx, int32_t level, const std::string &message) noexcept {
-  if (g_host != nullptr && g_host->log != nullptr) g_host->log(ctx, level, orion_str{message.data(), message.size()});
+  orion_support::host_log(g_host, ctx, level, message);
 }
 
 std::string to_string(orion_str s) { return s.len == 0 || s.ptr == nullptr ? std::string() : std::string(s.ptr, s.len); }
@@ -172,189 +149,7 @@ struct Config {
   std::string path;  // empty: in memory only
 };
 
-struct JsonValue {
-  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
-  double number = 0;
-  std::string text;  // String: the decoded value; Number: the literal
-};
-
-class JsonReader {
- public:
-  JsonReader(const char *begin, const char *end) : begin_(begin), p_(begin), end_(end) {}
-
-  void skip_ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
-  }
-  bool at_end() {
-    skip_ws();
-    return p_ == end_;
-  }
-  bool consume(char c) {
-    skip_ws();
-    if (p_ < end_ && *p_ == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  [[noreturn]] void error(const std::string &what) {
-    fail(ORION_ERR_CONFIG, "vector-hnsw: the configuration is not valid JSON (" + what + " at byte " +
-                               std::to_string(offset()) + "); give a JSON object such as {\"M\": 16, \"metric\": \"cosine\"}");
-  }
-  size_t offset() const { return static_cast<size_t>(p_ - begin_); }
-
-  std::string string() {
-    skip_ws();
-    if (p_ >= end_ || *p_ != '"') error("expected a string");
-    ++p_;
-    std::string out;
-    while (true) {
-      if (p_ >= end_) error("unterminated string");
-      unsigned char c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return out;
-      if (c < 0x20) error("control character in a string");
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        continue;
-      }
-      if (p_ >= end_) error("unterminated escape");
-      char e = *p_++;
-      switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') error("unpaired surrogate in \\u escape");
-            p_ += 2;
-            uint32_t low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) error("unpaired surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            error("unpaired surrogate in \\u escape");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: error("unknown escape");
-      }
-    }
-  }
-
-  JsonValue value(int depth) {
-    if (depth > 64) error("nesting too deep");
-    skip_ws();
-    if (p_ >= end_) error("expected a value");
-    JsonValue v;
-    char c = *p_;
-    if (c == '"') {
-      v.kind = JsonValue::String;
-      v.text = string();
-    } else if (c == '{') {
-      ++p_;
-      v.kind = JsonValue::Object;
-      if (consume('}')) return v;
-      do {
-        string();
-        if (!consume(':')) error("expected ':'");
-        value(depth + 1);
-      } while (consume(','));
-      if (!consume('}')) error("expected ',' or '}'");
-    } else if (c == '[') {
-      ++p_;
-      v.kind = JsonValue::Array;
-      if (consume(']')) return v;
-      do value(depth + 1);
-      while (consume(','));
-      if (!consume(']')) error("expected ',' or ']'");
-    } else if (literal("true")) {
-      v.kind = JsonValue::Bool;
-    } else if (literal("false")) {
-      v.kind = JsonValue::Bool;
-    } else if (literal("null")) {
-      v.kind = JsonValue::Null;
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = JsonValue::Number;
-      const char *start = p_;
-      if (*p_ == '-') ++p_;
-      if (p_ < end_ && *p_ == '0') {
-        ++p_;
-      } else if (p_ < end_ && *p_ >= '1' && *p_ <= '9') {
-        while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      } else {
-        error("malformed number");
-      }
-      if (p_ < end_ && *p_ == '.') {
-        ++p_;
-        if (p_ >= end_ || *p_ < '0' || *p_ > '9') error("malformed number");
-        while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      }
-      if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
-        ++p_;
-        if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-        if (p_ >= end_ || *p_ < '0' || *p_ > '9') error("malformed number");
-        while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      }
-      v.text.assign(start, p_);
-      auto result = std::from_chars(start, p_, v.number);
-      if (result.ec == std::errc::result_out_of_range) v.number = start[0] == '-' ? -HUGE_VAL : HUGE_VAL;
-      else if (result.ec != std::errc() || result.ptr != p_) error("malformed number");
-    } else {
-      error("unexpected character");
-    }
-    return v;
-  }
-
- private:
-  const char *begin_;
-  const char *p_;
-  const char *end_;
-
-  bool literal(const char *word) {
-    size_t n = std::strlen(word);
-    if (static_cast<size_t>(end_ - p_) >= n && std::memcmp(p_, word, n) == 0) {
-      p_ += n;
-      return true;
-    }
-    return false;
-  }
-  uint32_t hex4() {
-    if (end_ - p_ < 4) error("short \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-      char h = *p_++;
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-      else error("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-  static void append_utf8(std::string &out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-};
+using orion_support::JsonValue;
 
 const char *const kKnownKeys = "M, efConstruction, efSearch, metric, maxElements, path";
 
@@ -370,45 +165,29 @@ size_t integer_setting(const std::string &key, const JsonValue &v, double minimu
 
 Config parse_config(orion_str text) {
   Config config;
-  if (text.len == 0 || text.ptr == nullptr) return config;
-  JsonReader reader(text.ptr, text.ptr + text.len);
-  if (reader.at_end()) return config;
-  if (!reader.consume('{')) {
-    fail(ORION_ERR_CONFIG, "vector-hnsw: the configuration must be a JSON object, e.g. {\"M\": 16, \"metric\": \"cosine\"}");
-  }
-  std::unordered_set<std::string> seen;
-  if (!reader.consume('}')) {
-    do {
-      std::string key = reader.string();
-      if (!reader.consume(':')) reader.error("expected ':'");
-      JsonValue v = reader.value(0);
-      std::string shown = key.substr(0, 64);
-      if (!seen.insert(key).second) fail(ORION_ERR_CONFIG, "vector-hnsw: configuration key '" + shown + "' is given twice; keep one");
-      if (key == "M") {
-        config.M = integer_setting(key, v, 2, 128);
-      } else if (key == "efConstruction") {
-        config.efConstruction = integer_setting(key, v, 1, 10000);
-      } else if (key == "efSearch") {
-        config.efSearch = integer_setting(key, v, 1, 10000);
-      } else if (key == "maxElements") {
-        config.maxElements = integer_setting(key, v, 1, 100000000);
-      } else if (key == "metric") {
-        if (v.kind != JsonValue::String || (v.text != "cosine" && v.text != "dot")) {
-          fail(ORION_ERR_CONFIG, "vector-hnsw: 'metric' must be \"cosine\" or \"dot\"");
-        }
-        config.cosine = v.text == "cosine";
-      } else if (key == "path") {
-        if (v.kind != JsonValue::String || v.text.empty() || v.text.find('\0') != std::string::npos) {
-          fail(ORION_ERR_CONFIG, "vector-hnsw: 'path' must be a non-empty string naming a directory for the saved index");
-        }
-        config.path = v.text;
-      } else {
-        fail(ORION_ERR_CONFIG, "vector-hnsw: unknown configuration key '" + shown + "'; known keys: " + kKnownKeys);
+  orion_support::read_config_object(text, "vector-hnsw", "{\"M\": 16, \"metric\": \"cosine\"}", [&](const std::string &key, const JsonValue &v) {
+    if (key == "M") {
+      config.M = integer_setting(key, v, 2, 128);
+    } else if (key == "efConstruction") {
+      config.efConstruction = integer_setting(key, v, 1, 10000);
+    } else if (key == "efSearch") {
+      config.efSearch = integer_setting(key, v, 1, 10000);
+    } else if (key == "maxElements") {
+      config.maxElements = integer_setting(key, v, 1, 100000000);
+    } else if (key == "metric") {
+      if (v.kind != JsonValue::String || (v.text != "cosine" && v.text != "dot")) {
+        fail(ORION_ERR_CONFIG, "vector-hnsw: 'metric' must be \"cosine\" or \"dot\"");
       }
-    } while (reader.consume(','));
-    if (!reader.consume('}')) reader.error("expected ',' or '}'");
-  }
-  if (!reader.at_end()) reader.error("unexpected text after the object");
+      config.cosine = v.text == "cosine";
+    } else if (key == "path") {
+      if (v.kind != JsonValue::String || v.text.empty() || v.text.find('\0') != std::string::npos) {
+        fail(ORION_ERR_CONFIG, "vector-hnsw: 'path' must be a non-empty string naming a directory for the saved index");
+      }
+      config.path = v.text;
+    } else {
+      fail(ORION_ERR_CONFIG, "vector-hnsw: unknown configuration key '" + key.substr(0, 64) + "'; known keys: " + kKnownKeys);
+    }
+  });
   return config;
 }
 
