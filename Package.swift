@@ -16,7 +16,7 @@ let pluginLinkerSettings: [LinkerSetting] = [
 /// A built-in plugin written in Swift: a `.dynamic` product that depends on the SDK (and, where
 /// it wraps one, a system library such as SQLite through GRDB's `GRDBSQLite` module map).
 func swiftPlugin(
-    _ product: String, target: String, path: String, extra: [Target.Dependency] = []
+    _ product: String, target: String, path: String, extra: [Target.Dependency] = [], exclude: [String] = []
 ) -> (Product, Target) {
     (
         .library(name: product, type: .dynamic, targets: [target]),
@@ -24,6 +24,7 @@ func swiftPlugin(
             name: target,
             dependencies: ["OrionPluginSDK"] + extra,
             path: path,
+            exclude: exclude,
             swiftSettings: swiftSettings,
             linkerSettings: pluginLinkerSettings
         )
@@ -60,7 +61,9 @@ func cxxPlugin(_ product: String, target: String, path: String, libraries: [Stri
 
 let plugins: [(Product, Target)] = [
     swiftPlugin("ratelimit-gcra", target: "RateLimitGCRA", path: "Plugins/ratelimit-gcra"),
-    swiftPlugin("vector-flat", target: "VectorFlat", path: "Plugins/vector-flat"),
+    swiftPlugin(
+        "vector-flat", target: "VectorFlat", path: "Plugins/vector-flat",
+        extra: ["OrionVectorKernels"], exclude: ["Kernels"]),
     swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
     swiftPlugin(
         "fts-sqlite", target: "FTSSQLite", path: "Plugins/fts-sqlite",
@@ -112,6 +115,8 @@ let package = Package(
     targets: [
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
         .target(name: "OrionPluginABI", path: "PluginSDK/ABI"),
+        // vector-flat's dot-product kernels (AVX2/FMA chosen at run time), linked into its .so.
+        .target(name: "OrionVectorKernels", path: "Plugins/vector-flat/Kernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "OrionPluginSDK",
             dependencies: ["OrionPluginABI"],
@@ -184,7 +189,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PluginTests",
-            dependencies: ["OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI"],
+            dependencies: [
+                "OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                "OrionVectorKernels",
+            ],
             path: "Tests/PluginTests",
             swiftSettings: swiftSettings
         ),

@@ -43,6 +43,9 @@ final class VectorFlat: OrionPlugin, RetrieverPlugin {
         // Validate the whole batch before changing anything.
         for document in documents {
             guard let vector = document.vector else { continue }
+            if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+                throw PluginError(.invalidArgument, "document \(document.id): vector value \(bad) is \(vector[bad]); values must be finite")
+            }
             if let fixed = fixedDimensions, vector.count != fixed {
                 throw PluginError(.invalidArgument, "document \(document.id) has \(vector.count) dimensions; this index is configured for \(fixed)")
             }
@@ -82,6 +85,9 @@ final class VectorFlat: OrionPlugin, RetrieverPlugin {
     func search(_ query: SearchQuery, into results: inout SearchResults) throws(PluginError) {
         guard let vector = query.vector else {
             throw PluginError(.invalidArgument, "vector-flat needs a query vector; send one with the query or configure an embedding engine for the tier")
+        }
+        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+            throw PluginError(.invalidArgument, "query vector value \(bad) is \(vector[bad]); values must be finite")
         }
         var filters: [(String, String)] = []
         for pair in query.filters { filters.append((pair.key.string, pair.value.string)) }

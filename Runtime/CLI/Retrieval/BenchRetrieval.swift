@@ -9,7 +9,8 @@ import OrionPluginHost
 ///
 /// The corpus goes into a temporary document store; the instance (and, for a hybrid, the sources
 /// its config names) is created and filled from it — that is the build time. Every query runs once
-/// to warm up, then once more, single-threaded, timed: queries per second, nDCG@10 and Recall@100.
+/// to warm up (that pass gives nDCG@10 and Recall@100), then in timed single-threaded passes:
+/// queries per second is the fastest pass.
 /// A query's time covers the retriever and mapping its keys back to ids in the store (tenancy
 /// enforced), not decoding the documents' fields.
 struct BenchRetrieval: AsyncParsableCommand {
@@ -28,7 +29,7 @@ struct BenchRetrieval: AsyncParsableCommand {
         logger.logLevel = .error
         let dataset = try Dataset.load(directory)
         let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        defer { if ProcessInfo.processInfo.environment["KEEP"] == nil { try? FileManager.default.removeItem(atPath: scratch) } }
         config.dataDirectory = scratch
         config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
 
@@ -60,16 +61,23 @@ struct BenchRetrieval: AsyncParsableCommand {
                 try index.ranking(instanceID: retriever, namespace: namespace, text: query.text, vector: query.vector, topK: 100).ids
             }
         }
-        _ = try runAll()
-        let queryStart = Date()
         let rankings = try runAll()
-        let qps = Double(dataset.queries.count) / max(Date().timeIntervalSince(queryStart), 1e-9)
-        // The retriever alone (no mapping of keys back to ids), for comparison.
-        let retrieverStart = Date()
-        for query in dataset.queries {
-            _ = try index.retrieve(instanceID: retriever, namespace: namespace, text: query.text, vector: query.vector, topK: 100, filters: [:])
+        // Timed passes: the fastest of several, so a noisy neighbour on the machine does not
+        // decide the figure.
+        let clock = ContinuousClock()
+        func fastest(_ pass: () throws -> Void) rethrows -> Double {
+            var best = Duration.seconds(1_000_000)
+            for _ in 0..<Self.timedPasses { best = min(best, try clock.measure(pass)) }
+            let seconds = Double(best.components.seconds) + Double(best.components.attoseconds) / 1e18
+            return Double(dataset.queries.count) / max(seconds, 1e-9)
         }
-        let retrieverQPS = Double(dataset.queries.count) / max(Date().timeIntervalSince(retrieverStart), 1e-9)
+        let qps = try fastest { _ = try runAll() }
+        // The retriever alone (no mapping of keys back to ids), for comparison.
+        let retrieverQPS = try fastest {
+            for query in dataset.queries {
+                _ = try index.retrieve(instanceID: retriever, namespace: namespace, text: query.text, vector: query.vector, topK: 100, filters: [:])
+            }
+        }
 
         var ndcg = 0.0, recall = 0.0, judged = 0
         for (query, ranking) in zip(dataset.queries, rankings) {
@@ -113,6 +121,9 @@ struct BenchRetrieval: AsyncParsableCommand {
         }
         return DeploymentSpec(instances: instances, tiers: [])
     }
+
+    /// Timed passes over all queries; the fastest counts.
+    static let timedPasses = 5
 
     static func residentMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

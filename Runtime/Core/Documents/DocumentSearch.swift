@@ -52,7 +52,7 @@ extension DocumentIndex {
     ) throws -> (ids: [String], degradedReason: String?) {
         let answer = try retrieve(instanceID: instanceID, namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
         let ids = try store.ids(keys: answer.hits.map(\.id), namespace: namespace)
-        return (answer.hits.compactMap { ids[$0.id] }, answer.degradedReason)
+        return (ids.compactMap { $0 }, answer.degradedReason)
     }
 
     /// One retriever's raw answer for one namespace: store keys, not yet mapped to ids.

@@ -126,8 +126,14 @@ public final class DocumentStore: Sendable {
     /// Inserts or replaces (by namespace and id) `inputs` in one transaction; returns them stored.
     public func upsert(_ inputs: [DocumentInput], namespace: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [StoredDocument] {
         guard !namespace.isEmpty else { throw DocumentStoreError(message: "a namespace is required") }
-        for input in inputs where input.id.isEmpty {
-            throw DocumentStoreError(message: "every document needs a non-empty id")
+        for input in inputs {
+            if input.id.isEmpty { throw DocumentStoreError(message: "every document needs a non-empty id") }
+            if let embedding = input.embedding {
+                if embedding.isEmpty { throw DocumentStoreError(message: "document \(input.id): the embedding is empty; send at least one value or none") }
+                if let bad = embedding.firstIndex(where: { !$0.isFinite }) {
+                    throw DocumentStoreError(message: "document \(input.id): embedding value \(bad) is \(embedding[bad]); every value must be a finite number")
+                }
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -195,33 +201,34 @@ public final class DocumentStore: Sendable {
         }
     }
 
-    /// The caller's ids of `keys`, restricted to `namespace`: a light hydration for callers that
-    /// need the ranking only (one indexed query, no field decoding).
-    public func ids(keys: [Int64], namespace: String) throws -> [Int64: String] {
-        guard !keys.isEmpty else { return [:] }
-        var out: [Int64: String] = [:]
-        var missing: [Int64] = []
+    /// The caller's ids of `keys`, in order, restricted to `namespace` (nil for a key of another
+    /// namespace or a deleted one): a light hydration for callers that need the ranking only.
+    public func ids(keys: [Int64], namespace: String) throws -> [String?] {
+        var out = [String?](repeating: nil, count: keys.count)
+        var missing: [Int] = []  // positions of keys not in the cache
         identities.withLock { cache in
-            for key in keys {
+            for (position, key) in keys.enumerated() {
                 if let identity = cache[key] {
-                    if identity.namespace == namespace { out[key] = identity.id }
+                    if identity.namespace == namespace { out[position] = identity.id }
                 } else {
-                    missing.append(key)
+                    missing.append(position)
                 }
             }
         }
         guard !missing.isEmpty else { return out }
         // Keys this process has not seen (written by another process): read and remember them.
-        let found: [(Int64, Identity)] = try pool.read { db in
+        let found: [Int64: Identity] = try pool.read { db in
             let placeholders = Array(repeating: "?", count: missing.count).joined(separator: ",")
             let statement = try db.cachedStatement(sql: "SELECT key, namespace, id FROM documents WHERE key IN (\(placeholders))")
-            let rows = try Row.fetchCursor(statement, arguments: StatementArguments(missing.map { $0 as any DatabaseValueConvertible }))
-            var found: [(Int64, Identity)] = []
-            while let row = try rows.next() { found.append((row[0], Identity(namespace: row[1], id: row[2]))) }
+            let rows = try Row.fetchCursor(statement, arguments: StatementArguments(missing.map { keys[$0] as any DatabaseValueConvertible }))
+            var found: [Int64: Identity] = [:]
+            while let row = try rows.next() { found[row[0]] = Identity(namespace: row[1], id: row[2]) }
             return found
         }
-        identities.withLock { cache in for (key, identity) in found { cache[key] = identity } }
-        for (key, identity) in found where identity.namespace == namespace { out[key] = identity.id }
+        identities.withLock { cache in cache.merge(found) { _, new in new } }
+        for position in missing {
+            if let identity = found[keys[position]], identity.namespace == namespace { out[position] = identity.id }
+        }
         return out
     }
 
