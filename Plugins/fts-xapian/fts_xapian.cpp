@@ -9,6 +9,8 @@
 //            lives in memory (Xapian::InMemory) and its checkpoint is 0 after a restart.
 //   k1, b    BM25 parameters (defaults 1.2 and 0.75).
 //   stemmer  a Xapian stemmer language (default "english"); "none" disables stemming.
+//   stopwords  "english" (default) or "none": words left out of queries (documents index every
+//            word, so changing this needs no rebuild). A query made only of stopwords keeps them.
 //
 // Index layout: one Xapian document per (namespace, id).
 //   Q<ns>\x1f<id>   unique term (replace_document key, so add is an upsert)
@@ -180,6 +182,7 @@ struct Config {
   double k1 = 1.2;
   double b = 0.75;
   std::string stemmer = "english";
+  std::string stopwords = "english";
 };
 
 [[noreturn]] void config_error(const std::string &message) { throw PluginFailure{ORION_ERR_CONFIG, message}; }
@@ -221,8 +224,10 @@ Config parse_config(orion_str text) {
       config.b = number_value(key, v);
     } else if (key == "stemmer") {
       config.stemmer = string_value(key, v);
+    } else if (key == "stopwords") {
+      config.stopwords = string_value(key, v);
     } else {
-      config_error("unknown configuration key '" + printable(key) + "'; the keys are path, k1, b and stemmer");
+      config_error("unknown configuration key '" + printable(key) + "'; the keys are path, k1, b, stemmer and stopwords");
     }
   });
   return config;
@@ -312,6 +317,22 @@ struct Instance {
   double k1;
   double b;
   std::string stemmer;  // a Xapian language, or "" for no stemming
+  // Read-only after create (SimpleStopper::operator() only reads its set), so searches share it.
+  std::unique_ptr<Xapian::SimpleStopper> stopper;  // null: no stopwords
+};
+
+/// English function words: they match nearly every document, carry almost no BM25 weight, and
+/// cost the most postings to merge. Left out of queries, never out of the index.
+const char *const kEnglishStopwords[] = {
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he",
+    "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its",
+    "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once",
+    "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some",
+    "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this",
+    "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where",
+    "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves",
 };
 
 /// Fresh per call: Xapian::Stem is reference counted without atomics, so it is never shared.
@@ -350,12 +371,16 @@ uint64_t read_checkpoint(const Xapian::Database &db) {
 /// The OR query for user text: the query is run through the same TermGenerator as documents, and
 /// each word contributes the term documents are matched on (its Z-stem, or the word itself when
 /// it is not stemmed). Query syntax has no meaning here: it is either a word or ignored.
-Xapian::Query text_query(const Instance &self, const std::string &text) {
+Xapian::Query text_query(const Instance &self, const std::string &text, bool stop = true) {
   Xapian::Document scratch;
   Xapian::TermGenerator generator;
   Xapian::Stem stem = make_stemmer(self.stemmer);
   generator.set_stemmer(stem);
   generator.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+  if (stop && self.stopper) {
+    generator.set_stopper(self.stopper.get());
+    generator.set_stopper_strategy(Xapian::TermGenerator::STOP_ALL);
+  }
   generator.set_document(scratch);
   generator.index_text_without_positions(text);
   std::vector<Xapian::Query> terms;
@@ -365,7 +390,8 @@ Xapian::Query text_query(const Instance &self, const std::string &text) {
     bool wanted = term[0] == 'Z' || self.stemmer.empty() || !generator_stems(term);
     if (wanted) terms.emplace_back(term, it.get_wdf());
   }
-  if (terms.empty()) return Xapian::Query();
+  // Only stopwords ("to be or not to be"): search them rather than nothing.
+  if (terms.empty()) return stop && self.stopper ? text_query(self, text, false) : Xapian::Query();
   return Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end());
 }
 
@@ -454,7 +480,12 @@ orion_status fx_create(orion_host_ctx *ctx, orion_str config_text, void **out, o
         config_error("unknown 'stemmer' '" + printable(config.stemmer) + "'; use one of: " + Xapian::Stem::get_available_languages() + ", or none");
       }
     }
-    std::unique_ptr<Instance> self(new Instance{nullptr, ctx, config.k1, config.b, language});
+    std::unique_ptr<Instance> self(new Instance{nullptr, ctx, config.k1, config.b, language, nullptr});
+    if (config.stopwords == "english") {
+      self->stopper = std::make_unique<Xapian::SimpleStopper>(std::begin(kEnglishStopwords), std::end(kEnglishStopwords));
+    } else if (config.stopwords != "none") {
+      config_error("unknown 'stopwords' '" + printable(config.stopwords) + "'; use english or none");
+    }
     std::string description;
     self->store = open_store(config, &description);
     host_log(ctx, ORION_LOG_INFO, "fts-xapian: " + description);
@@ -633,12 +664,14 @@ const orion_retriever_v1 kRetriever = {
 const char kManifest[] =
     "{\"capabilities\":[\"retrieval\",\"retrieval.fts\"],"
     "\"summary\":\"BM25 full-text search over Xapian 1.4, in memory or on disk "
-    "(path: index directory, default in memory; k1 default 1.2; b default 0.75; stemmer default english, none to disable)\","
+    "(path: index directory, default in memory; k1 default 1.2; b default 0.75; stemmer default english, none to disable; "
+    "stopwords english or none, default english)\","
     "\"config_schema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"path\":{\"type\":\"string\"},"
     "\"k1\":{\"type\":\"number\",\"minimum\":0},"
     "\"b\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1},"
-    "\"stemmer\":{\"type\":\"string\"}}}}";
+    "\"stemmer\":{\"type\":\"string\"},"
+    "\"stopwords\":{\"enum\":[\"english\",\"none\"]}}}}";
 
 const orion_plugin_info kInfo = {
     sizeof(orion_plugin_info),

@@ -134,6 +134,33 @@ import Testing
         await runtime.shutdown()
     }
 
+    /// fts-xapian leaves English stopwords out of queries (not out of the index): they no longer
+    /// rank a document that shares only them, and a query made only of stopwords still searches
+    /// them. `stopwords: none` keeps them.
+    @Test func xapianLeavesStopwordsOutOfQueries() async throws {
+        try write("plain.yaml", "id: plain\nplugin: fts-xapian\nconfig: { stopwords: none }\n")
+        let (runtime, index) = try await start()
+        try await index.add([
+            DocumentInput(id: "comet", fields: [DocumentField(name: "text", value: "a comet")]),
+            DocumentInput(id: "filler", fields: [DocumentField(name: "text", value: "the of and the of and the of")]),
+            DocumentInput(id: "hamlet", fields: [DocumentField(name: "text", value: "to be or not to be")]),
+        ], namespace: "tenant_a")
+        #expect(try index.search(instanceID: "xapian", namespace: "tenant_a", text: "the comet of the year", topK: 5).hits.map(\.document.id) == ["comet"])
+        #expect(try index.search(instanceID: "plain", namespace: "tenant_a", text: "the comet of the year", topK: 5).hits.map(\.document.id).contains("filler"))
+        #expect(try index.search(instanceID: "xapian", namespace: "tenant_a", text: "To be, or not to be", topK: 5).hits.map(\.document.id).first == "hamlet")
+        await runtime.shutdown()
+    }
+
+    @Test func xapianRefusesAnUnknownStopwordList() async throws {
+        try write("bad.yaml", "id: bad\nplugin: fts-xapian\nconfig: { stopwords: klingon }\n")
+        let (runtime, _) = try await start()
+        #expect(throws: (any Error).self) { try runtime.registry.lease(kind: .retriever, id: "bad") }
+        let xapian = try runtime.registry.lease(kind: .retriever, id: "xapian")
+        #expect(xapian.retriever != nil, "the other instances still load")
+        xapian.release()
+        await runtime.shutdown()
+    }
+
     @Test func noRetrieverEverReturnsAnotherTenantsDocument() async throws {
         let (runtime, index) = try await start()
         let words = ["orion", "nebula", "galaxy", "comet", "quasar", "pulsar"]
