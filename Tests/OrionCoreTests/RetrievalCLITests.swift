@@ -83,4 +83,30 @@ import Testing
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("no instance 'nope'"))
     }
+
+    /// Exact against HNSW on random vectors: with efSearch above the corpus size the graph search
+    /// visits everything, so its recall must be 1; with a tiny efSearch on random data it drops.
+    @Test func syntheticBenchComparesExactAndHNSW() throws {
+        let config = try writeDeployment()
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try "id: hnsw\nplugin: vector-hnsw\nconfig: { M: 8, efConstruction: 40, efSearch: 10 }\n".write(toFile: pluginsD + "/hnsw.yaml", atomically: true, encoding: .utf8)
+        func bench(_ extra: [String]) throws -> [String: Double] {
+            let output = try run(["bench", "retrieval", "--synthetic", "400", "--synthetic-queries", "30", "--dimensions", "32", "--json", "--config", config] + extra)
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(output.stdout.contains("recall@10 vs exact"))
+            let last = try #require(output.stdout.split(separator: "\n").last)
+            return try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+        }
+        let thorough = try bench(["--ef-search", "500"])
+        #expect(thorough["hnsw_recall_at_10"] == 1)
+        for key in ["flat_qps", "hnsw_qps", "flat_build_seconds", "hnsw_build_seconds", "flat_rss_mb", "hnsw_rss_mb", "hnsw_speedup"] {
+            #expect(thorough[key] != nil, "\(key)")
+        }
+        let hasty = try bench(["--ef-search", "1"])
+        #expect(try #require(hasty["hnsw_recall_at_10"]) < 1)
+
+        let mixed = try run(["bench", "retrieval", "--synthetic", "400", "--retriever", "vector", "--config", config])
+        #expect(mixed.status != 0)
+        #expect(mixed.stderr.contains("drop the folder and --retriever"))
+    }
 }

@@ -18,20 +18,50 @@ struct BenchRetrieval: AsyncParsableCommand {
         commandName: "retrieval", abstract: "nDCG@10, Recall@100, queries/s, build time and memory of one retriever.")
 
     @Argument(help: "A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels.tsv, and corpus.f32/queries.f32 with meta.json.")
-    var directory: String
-    @Option(help: "The retriever instance id from plugins.d (fts, xapian, vector, hnsw, hybrid, hybrid-sqlite).") var retriever: String
+    var directory: String?
+    @Option(help: "The retriever instance id from plugins.d (fts, xapian, vector, hnsw, hybrid, hybrid-sqlite).") var retriever: String?
+    @Option(help: "Instead of a folder: exact 'vector' against 'hnsw' on this many random unit vectors.") var synthetic: Int?
+    @Option(help: "With --synthetic: how many random queries.") var syntheticQueries = 200
+    @Option(help: "With --synthetic: dimensions of the random vectors.") var dimensions = 384
+    @Option(help: "With --synthetic: efSearch for 'hnsw' instead of its plugins.d value (random vectors need far more than text embeddings).")
+    var efSearch: Int?
     @Flag(help: "End with one JSON object.") var json = false
     @OptionGroup var options: ConfigOptions
+
+    func validate() throws {
+        if let synthetic {
+            guard synthetic >= 10 else { throw ValidationError("--synthetic needs at least 10 vectors") }
+            guard syntheticQueries >= 1, dimensions >= 1 else { throw ValidationError("--synthetic-queries and --dimensions must be at least 1") }
+            guard directory == nil, retriever == nil else { throw ValidationError("--synthetic compares 'vector' and 'hnsw' on random vectors; drop the folder and --retriever") }
+        } else {
+            guard directory != nil else { throw ValidationError("give a BEIR-format folder, or --synthetic N") }
+            guard retriever != nil else { throw ValidationError("give --retriever ID (an instance id from plugins.d)") }
+        }
+        if let efSearch, efSearch < 1 { throw ValidationError("--ef-search must be at least 1") }
+    }
 
     func run() async throws {
         var config = try options.loadConfig()
         var logger = options.makeLogger()
         logger.logLevel = .error
-        let dataset = try Dataset.load(directory)
         let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
-        defer { if ProcessInfo.processInfo.environment["KEEP"] == nil { try? FileManager.default.removeItem(atPath: scratch) } }
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         config.dataDirectory = scratch
         config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
+        if let synthetic {
+            let bench = SyntheticBench(count: synthetic, queries: syntheticQueries, dimensions: dimensions, efSearch: efSearch)
+            let result = try await bench.run(config: config, logger: logger)
+            SyntheticBench.print(result, efSearch: efSearch)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            }
+            return
+        }
+        // validate() guarantees both.
+        let directory = directory!, retriever = retriever!
+        let dataset = try Dataset.load(directory)
 
         // The corpus, into a fresh store.
         let store = try DocumentStore(path: config.resolvedDocumentStorePath)
