@@ -260,6 +260,24 @@ struct Store {
 
   void committed() { generation++; }
 
+  /// Runs `body` in one transaction on the on-disk database: committed whole, or cancelled and
+  /// rethrown. Call with `lock` held exclusively.
+  template <typename Body>
+  void transaction(Body body) {
+    db.begin_transaction();
+    try {
+      body();
+      db.commit_transaction();
+    } catch (...) {
+      try {
+        db.cancel_transaction();
+      } catch (...) {
+      }
+      throw;
+    }
+    committed();
+  }
+
   std::unique_ptr<Reader> checkout() {  // call with `lock` held shared
     std::unique_ptr<Reader> reader;
     {
@@ -523,21 +541,13 @@ orion_status fx_add(void *instance, const orion_document *docs, size_t count, or
     }
     Store &store = *self.store;
     ExclusiveLock lock(store);
-    if (store.on_disk()) {
-      store.db.begin_transaction();
-      try {
-        for (auto &entry : built) store.db.replace_document(entry.first, entry.second);
-        store.db.commit_transaction();
-      } catch (...) {
-        try {
-          store.db.cancel_transaction();
-        } catch (...) {
-        }
-        throw;
-      }
-      store.committed();
-    } else {
+    auto write = [&] {
       for (auto &entry : built) store.db.replace_document(entry.first, entry.second);
+    };
+    if (store.on_disk()) {
+      store.transaction(write);
+    } else {
+      write();
     }
     return ORION_OK;
   });
@@ -616,20 +626,11 @@ orion_status fx_clear(void *instance, orion_error *err) {
     std::vector<Xapian::docid> all;
     all.reserve(store.db.get_doccount());
     for (auto it = store.db.postlist_begin(std::string()); it != store.db.postlist_end(std::string()); ++it) all.push_back(*it);
-    store.db.begin_transaction();
-    try {
+    store.transaction([&] {
       for (Xapian::docid id : all) store.db.delete_document(id);
       // The index no longer reflects any revision of the host's store.
       store.db.set_metadata(kCheckpointKey, std::string());
-      store.db.commit_transaction();
-    } catch (...) {
-      try {
-        store.db.cancel_transaction();
-      } catch (...) {
-      }
-      throw;
-    }
-    store.committed();
+    });
     return ORION_OK;
   });
 }

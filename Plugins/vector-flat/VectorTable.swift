@@ -110,14 +110,14 @@ struct VectorTable {
             let norm = q.withUnsafeBufferPointer { Kernels.dotF32($0.baseAddress!, $0.baseAddress!, dimensions) }.squareRoot()
             if norm > 0 { for i in q.indices { q[i] /= norm } }
         }
-        // Rows passing the filters; nil when there are none.
-        let mask: [Bool]? = filters.isEmpty ? nil : metadata.map { row in filters.allSatisfy { row[$0.0] == $0.1 } }
+        // 1 for a row passing the filters; nil when there are none.
+        let mask: [UInt8]? = filters.isEmpty ? nil : metadata.map { row in filters.allSatisfy { row[$0.0] == $0.1 } ? 1 : 0 }
         let rows: [UInt32]
         if count > 4 * topK, count >= 256 {
             rows = candidates(query: q, topK: topK, mask: mask)
         } else {
             // Few rows: the bounds would not pay for themselves.
-            rows = (0..<count).filter { mask?[$0] ?? true }.map { UInt32($0) }
+            rows = (0..<count).filter { row in (mask?[row] ?? 1) != 0 }.map { UInt32($0) }
         }
         var scores = [Float](repeating: 0, count: rows.count)
         q.withUnsafeBufferPointer { qp in
@@ -131,7 +131,7 @@ struct VectorTable {
     }
 
     /// The rows whose score may reach the exact top `topK`, by the int8 pass, in row order.
-    private func candidates(query: [Float], topK: Int, mask: [Bool]?) -> [UInt32] {
+    private func candidates(query: [Float], topK: Int, mask: [UInt8]?) -> [UInt32] {
         var queryCodes = [Int8](repeating: 0, count: dimensions)
         let q = query.withUnsafeBufferPointer { values in queryCodes.withUnsafeMutableBufferPointer { Quantised(values: values, codes: $0) } }
         let queryNorm = query.withUnsafeBufferPointer { Kernels.dotF32($0.baseAddress!, $0.baseAddress!, dimensions) }.squareRoot()
@@ -148,12 +148,11 @@ struct VectorTable {
         // Float rounding in both the approximation and the float32 score: 4·d units of
         // roundoff relative to ‖q‖·‖x‖ covers a d-term sum with room to spare.
         let rounding = Float(dimensions + 16) * 2.4e-7
-        let maskBytes: [UInt8]? = mask.map { $0.map { $0 ? 1 : 0 } }
         // Scratch and output the kernel writes before it reads.
         var scratch = [Float](unsafeUninitializedCapacity: 2 * count) { _, initialised in initialised = 2 * count }
         var rows = [UInt32](unsafeUninitializedCapacity: count) { _, initialised in initialised = count }
         let found = Kernels.chosen.candidates(
-            integerDots, scales, codeErrors, codeNorms, maskBytes, count, q.scale, queryNorm, q.error, rounding, topK, &scratch, &rows)
+            integerDots, scales, codeErrors, codeNorms, mask, count, q.scale, queryNorm, q.error, rounding, topK, &scratch, &rows)
         rows.removeLast(count - found)
         return rows
     }

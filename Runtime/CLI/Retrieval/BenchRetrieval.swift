@@ -94,20 +94,14 @@ struct BenchRetrieval: AsyncParsableCommand {
         let rankings = try runAll()
         // Timed passes: the fastest of several, so a noisy neighbour on the machine does not
         // decide the figure.
-        let clock = ContinuousClock()
-        func fastest(_ pass: () throws -> Void) rethrows -> Double {
-            var best = Duration.seconds(1_000_000)
-            for _ in 0..<Self.timedPasses { best = min(best, try clock.measure(pass)) }
-            let seconds = Double(best.components.seconds) + Double(best.components.attoseconds) / 1e18
-            return Double(dataset.queries.count) / max(seconds, 1e-9)
-        }
-        let qps = try fastest { _ = try runAll() }
+        let queryCount = Double(dataset.queries.count)
+        let qps = queryCount / (try Self.fastestPass(of: Self.timedPasses) { _ = try runAll() })
         // The retriever alone (no mapping of keys back to ids), for comparison.
-        let retrieverQPS = try fastest {
+        let retrieverQPS = queryCount / (try Self.fastestPass(of: Self.timedPasses) {
             for query in dataset.queries {
                 _ = try index.retrieve(instanceID: retriever, namespace: namespace, text: query.text, vector: query.vector, topK: 100, filters: [:])
             }
-        }
+        })
 
         var ndcg = 0.0, recall = 0.0, judged = 0
         for (query, ranking) in zip(dataset.queries, rankings) {
@@ -141,15 +135,32 @@ struct BenchRetrieval: AsyncParsableCommand {
         }
         let sourceIDs = (target.config["sources"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue ?? $0.stringValue }
         let wanted = Set([id] + sourceIDs)
-        let instances = full.instances.filter { wanted.contains($0.id) }.map { instance -> InstanceSpec in
-            var copy = instance
-            if case .object(var settings) = copy.config {
-                settings["path"] = nil
-                copy.config = .object(settings)
-            }
-            return copy
-        }
+        let instances = full.instances.filter { wanted.contains($0.id) }.map { detached($0) }
         return DeploymentSpec(instances: instances, tiers: [])
+    }
+
+    /// `instance` with its persistent `path` dropped (so a bench never touches a deployed index)
+    /// and `overrides` applied to its settings.
+    static func detached(_ instance: InstanceSpec, overrides: [String: JSONValue] = [:]) -> InstanceSpec {
+        var copy = instance
+        if case .object(var settings) = copy.config {
+            settings["path"] = nil
+            settings.merge(overrides) { _, new in new }
+            copy.config = .object(settings)
+        }
+        return copy
+    }
+
+    /// Seconds taken by the fastest of `passes` runs of `pass` (at least 1 ns).
+    static func fastestPass(of passes: Int, _ pass: () throws -> Void) rethrows -> Double {
+        let clock = ContinuousClock()
+        var best = Duration.seconds(1_000_000)
+        for _ in 0..<passes { best = min(best, try clock.measure(pass)) }
+        return max(seconds(best), 1e-9)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Timed passes over all queries; the fastest counts.

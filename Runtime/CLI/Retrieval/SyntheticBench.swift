@@ -52,18 +52,14 @@ struct SyntheticBench {
         let queryVectors = (0..<queries).map { _ in random.unitVector(dimensions) }
 
         let full = try DeploymentSpec.load(directory: config.plugins.directory)
-        func instance(_ id: String) throws -> InstanceSpec {
-            guard var spec = full.instances.first(where: { $0.id == id }) else {
+        func instance(_ id: String, overrides: [String: JSONValue] = [:]) throws -> InstanceSpec {
+            guard let spec = full.instances.first(where: { $0.id == id }) else {
                 throw ValidationError("no instance '\(id)' in \(config.plugins.directory); --synthetic compares '\(flatID)' (vector-flat) and '\(hnswID)' (vector-hnsw)")
             }
-            if case .object(var settings) = spec.config {
-                settings["path"] = nil  // never touch a deployed index
-                if id == hnswID, let efSearch { settings["efSearch"] = .number(Double(efSearch)) }
-                spec.config = .object(settings)
-            }
-            return spec
+            return BenchRetrieval.detached(spec, overrides: overrides)
         }
-        let flat = try instance(flatID), hnsw = try instance(hnswID)
+        let flat = try instance(flatID)
+        let hnsw = try instance(hnswID, overrides: efSearch.map { ["efSearch": .number(Double($0))] } ?? [:])
 
         let runtime = PluginRuntime(config: config, logger: logger)
         let index = DocumentIndex(store: store, registry: runtime.registry, logger: logger)
@@ -74,16 +70,14 @@ struct SyntheticBench {
             let start = ContinuousClock.now
             let report = try await runtime.apply(DeploymentSpec(instances: instances, tiers: []), reason: "bench")
             if let refusal = report.refusals.first { throw ValidationError("instance refused: \(refusal)") }
-            return Self.seconds(ContinuousClock.now - start)
+            return BenchRetrieval.seconds(ContinuousClock.now - start)
         }
         func search(_ id: String) throws -> (rankings: [[String]], qps: Double) {
             func pass() throws -> [[String]] {
                 try queryVectors.map { try index.ranking(instanceID: id, namespace: namespace, text: "", vector: $0, topK: 10).ids }
             }
             let rankings = try pass()  // warm-up
-            var best = Duration.seconds(1_000_000)
-            for _ in 0..<3 { best = min(best, try ContinuousClock().measure { _ = try pass() }) }
-            return (rankings, Double(queries) / max(Self.seconds(best), 1e-9))
+            return (rankings, Double(queries) / (try BenchRetrieval.fastestPass(of: 3) { _ = try pass() }))
         }
 
         let flatBuild = try await build([flat])
@@ -104,10 +98,6 @@ struct SyntheticBench {
             flat_build_seconds: flatBuild, flat_qps: exact.qps, flat_rss_mb: flatRSS,
             hnsw_build_seconds: hnswBuild, hnsw_qps: approximate.qps, hnsw_rss_mb: hnswRSS,
             hnsw_recall_at_10: Double(found) / Double(max(possible, 1)), hnsw_speedup: approximate.qps / max(exact.qps, 1e-9))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func print(_ r: Result, efSearch: Int?) {
