@@ -109,4 +109,20 @@ import Testing
         #expect(mixed.status != 0)
         #expect(mixed.stderr.contains("drop the folder and --retriever"))
     }
+
+    @Test func memrlBenchPrintsLearningCurves() throws {
+        let config = try writeDeployment()
+        let output = try run(["bench", "memrl", "--intents", "6", "--episodes", "4", "--json", "--config", config])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("episode  similarity default    paper"))
+        let last = try #require(output.stdout.split(separator: "\n").last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: [String: Any]])
+        #expect(object["similarity"]?["final_good_first_share"] as? Double == 0)
+        #expect(object["default"]?["final_good_first_share"] as? Double == 1)
+        #expect((object["paper"]?["curve"] as? [Double])?.count == 4)
+
+        let wrong = try run(["bench", "memrl", "--retriever", "nope", "--config", config])
+        #expect(wrong.status != 0)
+        #expect(wrong.stderr.contains("no instance 'nope'"))
+    }
 }

@@ -75,6 +75,8 @@ import Testing
     @Test(arguments: [
         ("telemetry:\n  defaultCostCapUsd: cheap\n", "telemetry.defaultCostCapUsd", "must be a cost in USD"),
         ("memory:\n  learningRate: 3\n", "memory.learningRate", "(0, 1]"),
+        ("memory:\n  preset: greedy\n", "memory.preset", "default or paper"),
+        ("memory:\n  explorationRate: 1\n", "memory.explorationRate", "below 1"),
         ("environment: prod\n", "environment", "development, staging, production"),
         ("rateLimits:\n  requestsPerHuor: 5\n", "rateLimits.requestsPerHuor", "Did you mean 'requestsPerHour'?"),
         ("multiTenant:\n  enabled: maybe\n", "multiTenant.enabled", "true or false"),
@@ -99,6 +101,21 @@ import Testing
             Issue.record("accepted")
         } catch {
             #expect(error.description.contains("environment variable COST_CAP_USD"))
+        }
+    }
+
+    @Test func memoryStartsFromItsPresetAndTakesOverrides() throws {
+        #expect(try RuntimeConfig.load(file: nil, environment: [:]).memory.policy == .standard)
+        let paper = try RuntimeConfig.load(file: try file("memory:\n  preset: paper\n  explorationRate: 0\n"), environment: ["MEMRL_DISCOUNT": "0.5"])
+        var expected = MemoryPolicy.paper
+        expected.explorationRate = 0
+        expected.discount = 0.5
+        #expect(paper.memory.policy == expected)
+        let off = try RuntimeConfig.load(file: nil, environment: ["MEMRL_ENABLED": "false"])
+        #expect(off.memory.policy.utilityWeight == 0)
+        #expect(off.memory.policy.similarityWeight == 1)
+        #expect(throws: ConfigErrors.self, "memory that cannot rank is refused") {
+            try RuntimeConfig.load(file: nil, environment: ["MEMRL_SIMILARITY_WEIGHT": "0", "MEMRL_UTILITY_WEIGHT": "0"])
         }
     }
 }

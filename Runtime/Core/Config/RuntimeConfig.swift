@@ -15,10 +15,7 @@ import Foundation
 ///   - `telemetry.usageDbPath` — `USAGE_DB_PATH` — path, `data/usage.db`. Required in production.
 ///   - `telemetry.defaultCostCapUsd` — `COST_CAP_USD` — number ≥ 0, `0.50`.
 ///   - `telemetry.alertThreshold` — `COST_ALERT_THRESHOLD` — number in (0, 1], `0.8`.
-///   - `memory.hybridSearchEnabled` — `MEMORY_HYBRID_SEARCH_ENABLED` — bool, `true`.
-///   - `memory.queryExpansionEnabled` — `MEMORY_QUERY_EXPANSION_ENABLED` — bool, `false`.
-///   - `memory.memrlEnabled` — `MEMRL_ENABLED` — bool, `true`.
-///   - `memory.learningRate` — `MEMRL_LEARNING_RATE` — number in (0, 1], `0.1`.
+///   - `memory.*` — see ``RuntimeConfig/Memory`` (MemoryConfig.swift).
 ///   - `rateLimits.requestsPerHour` — `RATE_LIMIT_REQUESTS_PER_HOUR` — integer ≥ 1, `120`.
 ///   - `rateLimits.maxConcurrentSessions` — `MAX_CONCURRENT_SESSIONS` — integer ≥ 1, `10`.
 ///   - `plugins.directory` — `ORION_PLUGINS_D` — path, `plugins.d`.
@@ -51,13 +48,6 @@ public struct RuntimeConfig: Sendable, Equatable {
         public var usageDBPath = "data/usage.db"
         public var defaultCostCapUSD = 0.50
         public var alertThreshold = 0.8
-    }
-
-    public struct Memory: Sendable, Equatable {
-        public var hybridSearchEnabled = true
-        public var queryExpansionEnabled = false
-        public var memrlEnabled = true
-        public var learningRate = 0.1
     }
 
     public struct RateLimits: Sendable, Equatable {
@@ -117,7 +107,7 @@ extension RuntimeConfig {
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
             try root.mapping("telemetry").rejectUnknownKeys(["enabled", "usageDbPath", "defaultCostCapUsd", "alertThreshold"])
-            try root.mapping("memory").rejectUnknownKeys(["hybridSearchEnabled", "queryExpansionEnabled", "memrlEnabled", "learningRate"])
+            try root.mapping("memory").rejectUnknownKeys(memoryKeyNames)
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])
             try root.mapping("plugins").rejectUnknownKeys(["directory", "searchPaths", "cacheDirectory", "watchIntervalSeconds", "defaultTier"])
         } catch {
@@ -148,6 +138,7 @@ extension RuntimeConfig {
                     message: "is required in production; set it in the file or with \(key.env)"))
             }
         }
+        if errors.isEmpty { errors += config.memoryErrors() }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
         config.resolvePaths(relativeTo: baseDirectory)
         return config
@@ -173,7 +164,10 @@ extension RuntimeConfig {
         documentStorePath = documentStorePath.map(resolve)
     }
 
-    static let keys: [Key] = [
+    /// Every key: the ones below and the memory keys (MemoryConfig.swift).
+    static var keys: [Key] { coreKeys + memoryKeys }
+
+    static let coreKeys: [Key] = [
         Key(path: "instanceId", env: "ORION_INSTANCE_ID", requiredInProduction: true) { c, n, _ throws(ConfigError) in
             c.instanceID = try n.nonEmptyString()
         },
@@ -204,18 +198,6 @@ extension RuntimeConfig {
         },
         Key(path: "telemetry.alertThreshold", env: "COST_ALERT_THRESHOLD", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.telemetry.alertThreshold = try n.number(in: 0.000_001...1, "a fraction in (0, 1], e.g. 0.8")
-        },
-        Key(path: "memory.hybridSearchEnabled", env: "MEMORY_HYBRID_SEARCH_ENABLED", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.memory.hybridSearchEnabled = try n.boolValue()
-        },
-        Key(path: "memory.queryExpansionEnabled", env: "MEMORY_QUERY_EXPANSION_ENABLED", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.memory.queryExpansionEnabled = try n.boolValue()
-        },
-        Key(path: "memory.memrlEnabled", env: "MEMRL_ENABLED", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.memory.memrlEnabled = try n.boolValue()
-        },
-        Key(path: "memory.learningRate", env: "MEMRL_LEARNING_RATE", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.memory.learningRate = try n.number(in: 0.000_001...1, "a rate in (0, 1], e.g. 0.1")
         },
         Key(path: "rateLimits.requestsPerHour", env: "RATE_LIMIT_REQUESTS_PER_HOUR", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.rateLimits.requestsPerHour = try n.integer(atLeast: 1)

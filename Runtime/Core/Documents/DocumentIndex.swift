@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import OrionPluginHost
 import OrionPluginSDK
@@ -37,7 +38,12 @@ public actor DocumentIndex: InstancePreparer {
     /// Stores `inputs` in `namespace` and indexes them in every retriever.
     @discardableResult
     public func add(_ inputs: [DocumentInput], namespace: String) throws -> [StoredDocument] {
-        let stored = try store.upsert(inputs, namespace: namespace)
+        try add(inputs, namespace: namespace, alongside: nil)
+    }
+
+    /// ``add(_:namespace:)`` with rows of other tables written in the store's transaction.
+    func add(_ inputs: [DocumentInput], namespace: String, alongside: ((Database, [StoredDocument]) throws -> Void)?) throws -> [StoredDocument] {
+        let stored = try store.upsert(inputs, namespace: namespace, alongside: alongside)
         guard let revision = stored.first?.revision else { return [] }
         let documents = stored.map(Self.retrieverDocument)
         forEachIndexingRetriever { id, retriever in

@@ -105,6 +105,49 @@ public final class DocumentStore: Sendable {
                 INSERT INTO store_state VALUES ('revision', 0);
                 """)
         }
+        migrator.registerMigration("memory-v1") { db in
+            // Agent memory (Runtime/Core/Memory): a memory is a document (its intent is the text the
+            // retrievers index) plus this row; deleting the document deletes the memory and its
+            // feedback records.
+            try db.execute(sql: """
+                CREATE TABLE memories (
+                    key INTEGER PRIMARY KEY REFERENCES documents(key) ON DELETE CASCADE,
+                    session TEXT NOT NULL,
+                    experience TEXT NOT NULL,
+                    utility REAL NOT NULL DEFAULT 0,
+                    outcomes INTEGER NOT NULL DEFAULT 0,
+                    last_used INTEGER
+                );
+                CREATE TABLE memory_feedback (
+                    run_id TEXT NOT NULL,
+                    key INTEGER NOT NULL REFERENCES memories(key) ON DELETE CASCADE,
+                    reward REAL NOT NULL,
+                    is_default INTEGER NOT NULL,
+                    outcomes_after INTEGER NOT NULL,
+                    applied_at INTEGER NOT NULL,
+                    PRIMARY KEY (run_id, key)
+                );
+                CREATE INDEX memory_feedback_key ON memory_feedback(key);
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY,
+                    namespace TEXT NOT NULL,
+                    session TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    intent TEXT NOT NULL,
+                    retrieved TEXT NOT NULL,
+                    used TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    outcome TEXT,
+                    reward REAL,
+                    error TEXT,
+                    degraded TEXT,
+                    new_memory TEXT,
+                    started_at INTEGER NOT NULL,
+                    ended_at INTEGER
+                );
+                CREATE INDEX runs_namespace ON runs(namespace, started_at);
+                """)
+        }
         return migrator
     }
 
@@ -125,6 +168,15 @@ public final class DocumentStore: Sendable {
 
     /// Inserts or replaces (by namespace and id) `inputs` in one transaction; returns them stored.
     public func upsert(_ inputs: [DocumentInput], namespace: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [StoredDocument] {
+        try upsert(inputs, namespace: namespace, now: now, alongside: nil)
+    }
+
+    /// ``upsert(_:namespace:now:)``, running `alongside` in the same transaction once the documents
+    /// are written (rows of other tables that belong to them).
+    func upsert(
+        _ inputs: [DocumentInput], namespace: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000),
+        alongside: ((Database, [StoredDocument]) throws -> Void)?
+    ) throws -> [StoredDocument] {
         guard !namespace.isEmpty else { throw DocumentStoreError(message: "a namespace is required") }
         for input in inputs {
             if input.id.isEmpty { throw DocumentStoreError(message: "every document needs a non-empty id") }
@@ -161,6 +213,7 @@ public final class DocumentStore: Sendable {
                     key: key, namespace: namespace, id: input.id, fields: input.fields, metadata: input.metadata,
                     embedding: input.embedding, createdAt: row!["created_at"], updatedAt: now, revision: revision))
             }
+            try alongside?(db, stored)
             return stored
         }
         identities.withLock { cache in

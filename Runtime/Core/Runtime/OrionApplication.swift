@@ -10,6 +10,9 @@ public struct OrionApplication: Sendable {
     public let runtime: PluginRuntime
     /// The document store and the retrievers kept in step with it.
     public let documents: DocumentIndex
+    /// Agent memory over the document store, and the runner every run and chat goes through.
+    public let memory: MemoryBank
+    public let runs: RunRunner
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -24,8 +27,12 @@ public struct OrionApplication: Sendable {
         let report = try await runtime.reload(reason: "start-up")
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
+        let memory = MemoryBank(
+            documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
+            allowsFusion: config.memory.hybridSearchEnabled)
         return OrionApplication(
-            config: config, runtime: runtime, documents: documents, startupReport: report, services: [reloader], logger: logger)
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger),
+            startupReport: report, services: [reloader], logger: logger)
     }
 
     /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully and retires every
