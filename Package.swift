@@ -111,6 +111,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
@@ -152,13 +158,36 @@ let package = Package(
             path: "Runtime/Core",
             swiftSettings: swiftSettings
         ),
+        // The HTTP gateway: knows the core through a few protocols, nothing of plugins.
+        .target(
+            name: "OrionGateway",
+            dependencies: [
+                "OrionCore", "OrionPluginHost", "OrionPluginSDK",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Runtime/Gateway",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "OrionCLI",
             dependencies: [
-                "OrionCore", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                "OrionCore", "OrionGateway", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Runtime/CLI",
             swiftSettings: swiftSettings
@@ -185,6 +214,17 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             path: "Tests/OrionCoreTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "OrionTestSupport", "OrionCore", "OrionGateway",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/GatewayTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import OrionCore
+import OrionGateway
+import Prometheus
 
 @main
 struct Orion: AsyncParsableCommand {
@@ -66,9 +69,14 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try options.loadConfig()
         let logger = options.makeLogger()
+        // One Prometheus registry for the plugin runtime's metrics and the gateway's.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let app: OrionApplication
+        let gateway: GatewayServer
         do {
             app = try await OrionApplication.build(config: config, logger: logger)
+            gateway = try await GatewayServer.build(app: app, registry: registry, logger: logger)
         } catch {
             logger.critical("start-up failed: \(error)")
             throw ExitCode(78)  // EX_CONFIG
@@ -82,8 +90,9 @@ struct Serve: AsyncParsableCommand {
                 "orion.instance": "\(config.instanceID)", "orion.environment": "\(config.environment.rawValue)",
                 "orion.plugins.loaded": "\(app.runtime.registry.snapshot.instances.count)",
                 "orion.plugins.directory": "\(config.plugins.directory)",
+                "orion.listen": "\(config.gateway.host):\(config.gateway.port)",
             ])
-        try await app.run()
+        try await app.run(with: [gateway.application()])
         logger.notice("orion stopped")
     }
 }

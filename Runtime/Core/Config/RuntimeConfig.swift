@@ -16,6 +16,7 @@ import Foundation
 ///   - `telemetry.defaultCostCapUsd` — `COST_CAP_USD` — number ≥ 0, `0.50`.
 ///   - `telemetry.alertThreshold` — `COST_ALERT_THRESHOLD` — number in (0, 1], `0.8`.
 ///   - `memory.*` — see ``RuntimeConfig/Memory`` (MemoryConfig.swift).
+///   - `gateway.*`, `auth.*`, `rbac.roles` — see GatewayConfig.swift.
 ///   - `rateLimits.requestsPerHour` — `RATE_LIMIT_REQUESTS_PER_HOUR` — integer ≥ 1, `120`.
 ///   - `rateLimits.maxConcurrentSessions` — `MAX_CONCURRENT_SESSIONS` — integer ≥ 1, `10`.
 ///   - `plugins.directory` — `ORION_PLUGINS_D` — path, `plugins.d`.
@@ -38,6 +39,9 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var memory = Memory()
     public var rateLimits = RateLimits()
     public var plugins = Plugins()
+    public var gateway = Gateway()
+    public var auth = Auth()
+    public var rbac = RBAC()
     /// The document store file; nil means `<dataDirectory>/documents.sqlite`.
     public var documentStorePath: String?
     /// Where the configuration came from, for messages (`defaults` without a file).
@@ -102,12 +106,16 @@ extension RuntimeConfig {
             }
         }
         do {
-            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents"])
+            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac"])
             try root.mapping("documents").rejectUnknownKeys(["path"])
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
             try root.mapping("telemetry").rejectUnknownKeys(["enabled", "usageDbPath", "defaultCostCapUsd", "alertThreshold"])
             try root.mapping("memory").rejectUnknownKeys(memoryKeyNames)
+            try root.mapping("gateway").rejectUnknownKeys(gatewayKeyNames)
+            try root.mapping("gateway").mapping("rateLimit").rejectUnknownKeys(["requests", "windowSeconds"])
+            try root.mapping("auth").rejectUnknownKeys(authKeyNames)
+            try root.mapping("rbac").rejectUnknownKeys(["roles"])
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])
             try root.mapping("plugins").rejectUnknownKeys(["directory", "searchPaths", "cacheDirectory", "watchIntervalSeconds", "defaultTier"])
         } catch {
@@ -138,7 +146,7 @@ extension RuntimeConfig {
                     message: "is required in production; set it in the file or with \(key.env)"))
             }
         }
-        if errors.isEmpty { errors += config.memoryErrors() }
+        if errors.isEmpty { errors += config.memoryErrors() + config.gatewayErrors() }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
         config.resolvePaths(relativeTo: baseDirectory)
         return config
@@ -162,10 +170,12 @@ extension RuntimeConfig {
         plugins.searchPaths = plugins.searchPaths.map(resolve)
         plugins.cacheDirectory = plugins.cacheDirectory.map(resolve)
         documentStorePath = documentStorePath.map(resolve)
+        auth.publicKeyFile = auth.publicKeyFile.map(resolve)
+        auth.jwksFile = auth.jwksFile.map(resolve)
     }
 
-    /// Every key: the ones below and the memory keys (MemoryConfig.swift).
-    static var keys: [Key] { coreKeys + memoryKeys }
+    /// Every key: the ones below, the memory keys (MemoryConfig.swift) and the gateway keys (GatewayConfig.swift).
+    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys }
 
     static let coreKeys: [Key] = [
         Key(path: "instanceId", env: "ORION_INSTANCE_ID", requiredInProduction: true) { c, n, _ throws(ConfigError) in

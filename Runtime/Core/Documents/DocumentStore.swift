@@ -151,6 +151,12 @@ public final class DocumentStore: Sendable {
         return migrator
     }
 
+    /// Throws unless the store takes a write now (readiness checks): a write transaction that
+    /// changes nothing.
+    public func checkWritable() throws {
+        try pool.write { db in try db.execute(sql: "UPDATE store_state SET value = value WHERE name = 'revision'") }
+    }
+
     /// The current revision: 0 for an empty store, then one more per write.
     public func revision() throws -> Int64 {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM store_state WHERE name = 'revision'") ?? 0 }

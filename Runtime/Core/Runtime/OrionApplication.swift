@@ -35,12 +35,13 @@ public struct OrionApplication: Sendable {
             startupReport: report, services: [reloader], logger: logger)
     }
 
-    /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully and retires every
-    /// plugin instance.
-    public func run() async throws {
+    /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts
+    /// down gracefully — the gateway stops accepting, finishes requests in flight and flushes its
+    /// records — and retires every plugin instance.
+    public func run(with more: [any Service] = []) async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: (services + more).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await runtime.shutdown()
     }

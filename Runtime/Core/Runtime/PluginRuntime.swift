@@ -74,7 +74,62 @@ public actor PluginRuntime {
             logger.error("reload refused: invalid configuration", metadata: ["orion.reload.reason": "\(reason)", "orion.config.errors": "\(error)"])
             throw DeploymentError(reason: .invalidConfiguration(error))
         }
-        return try await apply(spec, reason: reason)
+        return try await apply(withOverrides(spec), reason: reason)
+    }
+
+    /// Tier → capability → instance ids set at run time (``swap(tier:capability:to:)``), laid over
+    /// `tiers.yaml` on every reload and kept in `<dataDirectory>/tier-overrides.json` across restarts.
+    public private(set) var tierOverrides: [String: [String: [String]]] = [:]
+    private var overridesLoaded = false
+
+    var overridesPath: String { (config.dataDirectory as NSString).appendingPathComponent("tier-overrides.json") }
+
+    private func withOverrides(_ spec: DeploymentSpec) -> DeploymentSpec {
+        if !overridesLoaded {
+            overridesLoaded = true
+            if let data = FileManager.default.contents(atPath: overridesPath),
+                let saved = try? JSONDecoder().decode([String: [String: [String]]].self, from: data)
+            {
+                tierOverrides = saved
+                logger.notice("tier overrides from an earlier swap are in force", metadata: ["orion.overrides": "\(saved)"])
+            }
+        }
+        var spec = spec
+        for index in spec.tiers.indices {
+            for (capability, ids) in tierOverrides[spec.tiers[index].name] ?? [:] {
+                spec.tiers[index].capabilities[capability] = ids
+            }
+        }
+        return spec
+    }
+
+    /// Points `tier`'s `capability` at `ids` (primary first) and reloads; the deployment checks
+    /// apply (each instance must exist and provide the capability). On refusal nothing changes.
+    @discardableResult
+    public func swap(tier: String, capability: String, to ids: [String]) async throws(DeploymentError) -> DeploymentReport {
+        let previous = tierOverrides
+        _ = withOverrides(DeploymentSpec(instances: [], tiers: []))  // reads the saved overrides once
+        tierOverrides[tier, default: [:]][capability] = ids
+        do throws(DeploymentError) {
+            let spec: DeploymentSpec
+            do {
+                spec = try DeploymentSpec.load(directory: config.plugins.directory)
+            } catch {
+                throw DeploymentError(reason: .invalidConfiguration(error))
+            }
+            guard spec.tiers.contains(where: { $0.name == tier }) else {
+                throw DeploymentError(reason: .invalidConfiguration(ConfigErrors([ConfigError(
+                    file: spec.tierManifestFile, key: "tiers.\(tier)",
+                    message: "no tier '\(tier)'; known: \(spec.tiers.map(\.name).sorted().joined(separator: ", "))")])))
+            }
+            let report = try await apply(withOverrides(spec), reason: "swap \(tier).\(capability)")
+            let data = try? JSONEncoder().encode(tierOverrides)
+            if let data { FileManager.default.createFile(atPath: overridesPath, contents: data) }
+            return report
+        } catch {
+            tierOverrides = previous
+            throw error
+        }
     }
 
     /// Applies `spec`: loads what changed, keeps what did not, publishes atomically.

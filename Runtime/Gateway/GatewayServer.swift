@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import OrionCore
+import Prometheus
+import ServiceLifecycle
+
+/// The HTTP gateway over an ``OrionApplication``: `orion serve` and the tests build it the same way.
+///
+/// Middleware, outermost first: observation (errors as JSON, security and CORS headers, metrics,
+/// request records) → global in-flight limit → authentication → tenant resolution and per-tenant
+/// in-flight limit → rate limits → body size → idempotency → the route (which checks RBAC and
+/// validates its body).
+public struct GatewayServer: Sendable {
+    public let app: OrionApplication
+    public let telemetry: GatewayTelemetry
+    public let store: GatewayStore
+    public let tenants: TenantStore
+    let verifier: TokenVerifier
+    let logger: Logger
+
+    /// Builds the gateway; `registry` receives the HTTP metrics (pass the one the plugin runtime
+    /// reports into, so `/metrics` shows both).
+    public static func build(app: OrionApplication, registry: PrometheusCollectorRegistry, logger: Logger) async throws -> GatewayServer {
+        let config = app.config
+        let store = try GatewayStore(
+            path: (config.dataDirectory as NSString).appendingPathComponent("gateway.sqlite"), idempotencyTTL: config.gateway.idempotencyTTLSeconds)
+        let tenants = try TenantStore(path: (config.dataDirectory as NSString).appendingPathComponent("tenants.sqlite"))
+        let devSecret = try TokenVerifier.developmentSecret(config: config)
+        if devSecret != nil {
+            logger.warning("no token key is configured: using a development secret kept in the data directory; set auth.hs256Secret, auth.publicKeyFile or auth.jwksFile before production")
+        }
+        let verifier = try await TokenVerifier(config: config, devSecret: devSecret)
+        return GatewayServer(
+            app: app, telemetry: GatewayTelemetry(registry: registry, store: store, logger: logger), store: store, tenants: tenants,
+            verifier: verifier, logger: logger)
+    }
+
+    /// The router with every middleware and route.
+    public func router() -> Router<GatewayContext> {
+        let config = app.config
+        let router = Router(context: GatewayContext.self)
+        router.add(middleware: ObservationMiddleware(cors: Set(config.gateway.corsAllowedOrigins), telemetry: telemetry, logger: logger))
+        router.add(middleware: InFlightMiddleware(limit: config.gateway.maxInFlight, retryAfter: config.gateway.retryAfterSeconds))
+        router.add(middleware: AuthMiddleware(verifier: verifier, publicPaths: SystemRoutes.publicPaths))
+        router.add(middleware: TenantMiddleware(
+            resolver: TenantResolver(tenants: tenants, registry: app.runtime.registry, config: config),
+            limitPerTenant: config.gateway.maxInFlightPerTenant, retryAfter: config.gateway.retryAfterSeconds))
+        router.add(middleware: RateLimitMiddleware(registry: app.runtime.registry, logger: logger))
+        router.add(middleware: BodyLimitMiddleware(maxBytes: config.gateway.maxBodyBytes))
+        router.add(middleware: IdempotencyMiddleware(store: store))
+        SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
+        MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
+        return router
+    }
+
+    /// The Hummingbird application on the configured host and port. `onRunning` gets the bound
+    /// port (useful with port 0).
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let config = app.config
+        return Application(
+            router: router(),
+            configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: nil),
+            services: [telemetry],
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+}

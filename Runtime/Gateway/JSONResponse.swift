@@ -1,0 +1,15 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// JSON response bodies built from plain values (dictionaries, arrays, numbers, strings).
+enum JSONResponse {
+    static func make(_ status: HTTPResponse.Status = .ok, _ object: Any, headers: HTTPFields = [:], context: GatewayContext? = nil) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        context?.note.body = data
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import OrionCore
+import OrionPluginSDK
+
+/// Rate limits through the tenant tier's limiter plugins (docs/rate-limit-policy.md).
+///
+/// - `rate_limit`: the per-request policy, keyed `tenant|ip|method|route` (the route pattern, so
+///   ids in paths do not make new keys);
+/// - `quota` (optional): the tier's requests-per-hour quota, keyed by tenant.
+///
+/// A refusal is 429 `{"code":"RATE_LIMITED","retryAfterMs":…}` with `Retry-After`; every answer
+/// carries `RateLimit-Policy` and `RateLimit` (the IETF draft's structured fields). A limiter that
+/// fails lets the request through and is logged: an outage of the limiter is not an outage of the API.
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let registry: Registry
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let tenant = context.tenant else { return try await next(request, context) }
+        var policies: [String] = []
+        var states: [String] = []
+        let checks = [
+            ("http", "rate_limit", "\(tenant.tenant.id)|\(context.remoteIP)|\(request.method.rawValue)|\(context.route)"),
+            ("quota", "quota", tenant.tenant.id),
+        ]
+        for (name, capability, key) in checks {
+            guard let decision = decide(tier: tenant.tier, capability: capability, key: key) else { continue }
+            let window = max(1, Int((Double(decision.windowNanoseconds) / 1e9).rounded()))
+            let reset = Int((Double(decision.resetNanoseconds) / 1e9).rounded(.up))
+            policies.append("\"\(name)\";q=\(decision.limit);w=\(window)")
+            states.append("\"\(name)\";r=\(max(0, decision.remaining));t=\(max(0, reset))")
+            if !decision.allowed {
+                let retryMs = max(1, (decision.retryAfterNanoseconds + 999_999) / 1_000_000)
+                var headers: HTTPFields = [.retryAfter: String((retryMs + 999) / 1000)]
+                headers[HTTPField.Name("RateLimit-Policy")!] = policies.joined(separator: ", ")
+                headers[HTTPField.Name("RateLimit")!] = states.joined(separator: ", ")
+                throw GatewayError(
+                    .tooManyRequests, code: "RATE_LIMITED",
+                    name == "quota" ? "the tenant's hourly request quota is used up" : "too many requests for this route; slow down",
+                    headers: headers, extra: ["retryAfterMs": retryMs], violation: "rate")
+            }
+        }
+        var response = try await next(request, context)
+        if !policies.isEmpty {
+            response.headers[HTTPField.Name("RateLimit-Policy")!] = policies.joined(separator: ", ")
+            response.headers[HTTPField.Name("RateLimit")!] = states.joined(separator: ", ")
+        }
+        return response
+    }
+
+    func decide(tier: Tier, capability: String, key: String) -> RateDecision? {
+        guard tier.capabilities[capability]?.isEmpty == false else { return nil }
+        do {
+            let lease = try registry.lease(tier: tier.name, capability: capability, kind: .rateLimiter)
+            defer { lease.release() }
+            guard let limiter = lease.rateLimiter else { return nil }
+            return try limiter.acquire(key: key)
+        } catch {
+            logger.error("rate limiter failed; request let through", metadata: ["orion.tier": "\(tier.name)", "orion.capability": "\(capability)", "orion.error": "\(error)"])
+            return nil
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrionCore
+
+/// `/api/memory`: store, search, feedback, get, delete — always within the caller's tenant.
+struct MemoryRoutes {
+    let memory: MemoryBank
+    let rbac: RuntimeConfig.RBAC
+
+    static let storeSchema = BodySchema([
+        "id": .optional(.string(1...200)), "session": .optional(.string(1...200)),
+        "intent": .required(.string(1...10_000)), "experience": .required(.string(1...100_000)),
+        "embedding": .optional(.numbers(1...8192)),
+    ])
+    static let searchSchema = BodySchema([
+        "intent": .required(.string(1...10_000)), "vector": .optional(.numbers(1...8192)),
+        "topK": .optional(.integer(1...100)), "retriever": .optional(.string(1...200)),
+    ])
+    static let feedbackSchema = BodySchema([
+        "runId": .required(.string(1...200)), "memoryIds": .required(.strings(1...100)),
+        "outcome": .optional(.oneOf(["success", "partial", "failure", "thumbs_up", "thumbs_down"])),
+        "reward": .optional(.number(-1...1)),
+    ])
+
+    func add(to router: Router<GatewayContext>) {
+        let group = router.group("api/memory")
+        group.post { request, context in try await self.store(request, context) }
+        group.post("search") { request, context in try await self.search(request, context) }
+        group.post("feedback") { request, context in try await self.feedback(request, context) }
+        group.get("{id}") { _, context in try self.get(context) }
+        group.delete("{id}") { _, context in try await self.delete(context) }
+    }
+
+    func store(_ request: Request, _ context: GatewayContext) async throws -> Response {
+        try context.authorize("memory:write", rbac)
+        let tenant = try context.requireTenant()
+        let body = try await Self.storeSchema.parse(request)
+        let input = MemoryInput(
+            id: body.string("id"), session: body.string("session") ?? "default", intent: body.string("intent") ?? "",
+            experience: body.string("experience") ?? "", embedding: body.floats("embedding"))
+        let stored = try await Self.mapping { try await memory.store([input], namespace: tenant.namespace) }
+        guard let memory = stored.first else { throw GatewayError(.internalServerError, code: "INTERNAL", "the memory was not stored") }
+        return try JSONResponse.make(.created, Self.json(memory), context: context)
+    }
+
+    func search(_ request: Request, _ context: GatewayContext) async throws -> Response {
+        try context.authorize("memory:read", rbac)
+        let tenant = try context.requireTenant()
+        let body = try await Self.searchSchema.parse(request)
+        let answer = try await Self.mapping {
+            try memory.retrieve(
+                namespace: tenant.namespace, tier: tenant.tier.name, retriever: body.string("retriever"), intent: body.string("intent") ?? "",
+                vector: body.floats("vector"), topK: body.int("topK") ?? 5)
+        }
+        var object: [String: Any] = [
+            "retriever": answer.retriever, "candidates": answer.candidates,
+            "hits": answer.hits.map { hit in
+                [
+                    "memory": Self.json(hit.memory), "similarity": hit.similarity, "rawSimilarity": hit.rawSimilarity,
+                    "utility": hit.utility, "score": hit.score, "explored": hit.explored,
+                ] as [String: Any]
+            },
+        ]
+        if let degraded = answer.degradedReason { object["degraded"] = degraded }
+        return try JSONResponse.make(.ok, object, context: context)
+    }
+
+    func feedback(_ request: Request, _ context: GatewayContext) async throws -> Response {
+        try context.authorize("memory:write", rbac)
+        let tenant = try context.requireTenant()
+        let body = try await Self.feedbackSchema.parse(request)
+        let outcome: Outcome
+        switch (body.string("outcome"), body.double("reward")) {
+        case (let name?, nil): outcome = Outcome(name: name) ?? .success  // the schema admits only known names
+        case (nil, let reward?): outcome = .reward(reward)
+        default: throw GatewayError.badRequest("give exactly one of 'outcome' and 'reward'", field: "/outcome")
+        }
+        let results = try await Self.mapping {
+            try memory.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", memoryIDs: body.strings("memoryIds") ?? [], outcome: outcome)
+        }
+        let list: [[String: Any]] = results.map {
+            ["id": $0.id, "effect": $0.effect.rawValue, "reward": $0.reward, "previousUtility": $0.previousUtility, "utility": $0.utility, "outcomes": $0.outcomes]
+        }
+        return try JSONResponse.make(.ok, ["results": list], context: context)
+    }
+
+    func get(_ context: GatewayContext) throws -> Response {
+        try context.authorize("memory:read", rbac)
+        let tenant = try context.requireTenant()
+        let id = context.parameters.get("id") ?? ""
+        guard let found = try memory.memory(id: id, namespace: tenant.namespace) else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
+        return try JSONResponse.make(.ok, Self.json(found), context: context)
+    }
+
+    func delete(_ context: GatewayContext) async throws -> Response {
+        try context.authorize("memory:write", rbac)
+        let tenant = try context.requireTenant()
+        let id = context.parameters.get("id") ?? ""
+        guard try await memory.delete(ids: [id], namespace: tenant.namespace) == 1 else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
+        return Response(status: .noContent)
+    }
+
+    /// Runs `body`, turning memory's refusals into HTTP errors.
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as MemoryError {
+            switch error.code {
+            case .invalidArgument: throw GatewayError.badRequest(error.message)
+            case .notFound: throw GatewayError.notFound(error.message)
+            case .conflict: throw GatewayError(.conflict, code: "CONFLICT", error.message)
+            case .unavailable: throw GatewayError(.serviceUnavailable, code: "UNAVAILABLE", error.message, headers: [.retryAfter: "5"])
+            }
+        }
+    }
+
+    static func json(_ memory: Memory) -> [String: Any] {
+        var object: [String: Any] = [
+            "id": memory.id, "session": memory.session, "intent": memory.intent, "experience": memory.experience,
+            "utility": memory.utility, "outcomes": memory.outcomes, "createdAt": memory.createdAt, "updatedAt": memory.updatedAt,
+            "hasEmbedding": memory.embedding != nil,
+        ]
+        if let lastUsed = memory.lastUsed { object["lastUsed"] = lastUsed }
+        return object
+    }
+}
