@@ -27,7 +27,7 @@ final class RateLimitGCRA: OrionPlugin, RateLimiterPlugin {
     }
 
     static let descriptor = PluginDescriptor(
-        id: "ratelimit-gcra", version: "1.0.0", capabilities: ["rate_limit"],
+        id: "ratelimit-gcra", version: "1.0.0", capabilities: ["rate_limit", "quota"],
         configSchema: """
             {"type":"object","additionalProperties":false,"properties":{
             "limit":{"type":"integer","minimum":1},

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import OrionCore
+import OrionPluginHost
 
 /// Reads request bodies up to `maxBytes` (413 above it, refused from `Content-Length` before
 /// reading when the client announces it).
@@ -34,6 +35,15 @@ struct BodyLimitMiddleware: RouterMiddleware {
 /// `gateway.idempotencyTtlSeconds`.
 struct IdempotencyMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
+
+    /// A JSON body with its keys sorted (a retry that orders keys differently is the same
+    /// request); any other body as it is.
+    static func canonical(_ body: Data) -> Data {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: body) else { return body }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)) ?? body
+    }
     let store: GatewayStore
     static let header = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
@@ -49,7 +59,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
         let body = try await request.collectBody(upTo: .max)
         var hasher = SHA256()
         hasher.update(data: Data("\(request.method.rawValue) \(request.uri.path)\n".utf8))
-        hasher.update(data: Data(body.readableBytesView))
+        hasher.update(data: Self.canonical(Data(body.readableBytesView)))
         let fingerprint = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         switch try store.claim(tenant: tenant.tenant.id, key: key, fingerprint: fingerprint) {
         case .mismatch:

@@ -44,12 +44,23 @@ struct RateLimitMiddleware: RouterMiddleware {
                     headers: headers, extra: ["retryAfterMs": retryMs], violation: "rate")
             }
         }
-        var response = try await next(request, context)
-        if !policies.isEmpty {
-            response.headers[HTTPField.Name("RateLimit-Policy")!] = policies.joined(separator: ", ")
-            response.headers[HTTPField.Name("RateLimit")!] = states.joined(separator: ", ")
+        guard !policies.isEmpty else { return try await next(request, context) }
+        var headers: HTTPFields = [:]
+        headers[HTTPField.Name("RateLimit-Policy")!] = policies.joined(separator: ", ")
+        headers[HTTPField.Name("RateLimit")!] = states.joined(separator: ", ")
+        // Refusals further in carry the remaining budget too.
+        do {
+            var response = try await next(request, context)
+            response.headers.append(contentsOf: headers)
+            return response
+        } catch var error as GatewayError {
+            error.headers.append(contentsOf: headers)
+            throw error
+        } catch let error as any HTTPResponseError {
+            throw GatewayError(
+                error.status, code: ObservationMiddleware.code(for: error.status), ObservationMiddleware.message(for: error.status, error),
+                headers: headers)
         }
-        return response
     }
 
     func decide(tier: Tier, capability: String, key: String) -> RateDecision? {
