@@ -13,7 +13,7 @@ struct SystemRoutes {
     let store: GatewayStore
     let rbac: RuntimeConfig.RBAC
 
-    static let publicPaths: Set<String> = ["/health", "/ready", "/metrics"]
+    static let publicPaths: Set<String> = ["/health", "/ready", "/metrics", "/openapi.json"]
     static let swapSchema = BodySchema(["instances": .required(.strings(1...8))])
 
     func add(to router: Router<GatewayContext>) {
@@ -23,6 +23,12 @@ struct SystemRoutes {
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: self.telemetry.exposition())))
+        }
+        router.get("openapi.json") { _, _ in
+            guard let data = OpenAPIDocument.data else {
+                throw GatewayError(.notFound, code: "NOT_FOUND", "the OpenAPI document is not installed beside the executable (orion_OrionGateway.resources)")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         let admin = router.group("api/admin")
         admin.get("plugins") { _, context in try self.plugins(context) }
