@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: one debug build with coverage (plugins and fixtures included), every test,
-# then line coverage per module. Fails if Runtime or PluginSDK drop below 80% of lines.
+# a bounded schemathesis run against the served OpenAPI document (scripts/fuzz.sh), then line
+# coverage per module. Fails if Runtime or PluginSDK drop below 80% of lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 swift build --build-tests --enable-code-coverage
 swift test --skip-build --enable-code-coverage
+# API fuzzing against /openapi.json on a real server: no request may get a 5xx.
+ORION_FUZZ_SECONDS="${ORION_FUZZ_SECONDS:-90}" bash scripts/fuzz.sh
 python3 scripts/coverage.py .build/debug --min 80

@@ -1,0 +1,95 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import OrionCore
+import OrionGateway
+import Testing
+
+/// Admin, readiness, analytics, CORS and tenant resolution through the API.
+@Suite struct GatewayAdminTests {
+    @Test func adminListsReloadsAndSwapsATiersRetrieverWhileServing() async throws {
+        let h = try await GatewayHarness.start()
+        let admin = try await GatewayHarness.token(roles: ["admin"])
+        let member = try await GatewayHarness.token()
+        let list = try await h.send(.GET, "/api/admin/plugins", token: admin)
+        #expect(list.status == 200)
+        let ids = (list.json["instances"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        #expect(Set(ids) == ["fts", "fts2", "ratelimit"])
+        #expect(try await h.send(.POST, "/api/admin/reload", token: admin).status == 200)
+
+        #expect(try await h.send(.POST, "/api/memory", token: member, json: ["id": "m", "intent": "scale the queue", "experience": "x"]).status == 201)
+        let swapped = try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: admin, json: ["instances": ["fts2"]])
+        #expect(swapped.status == 200, "\(swapped.json)")
+        let search = try await h.send(.POST, "/api/memory/search", token: member, json: ["intent": "scale the queue"])
+        #expect(search.json["retriever"] as? String == "fts2")
+        #expect((search.json["hits"] as? [Any])?.count == 1, "the new retriever was filled from the store")
+        let refused = try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: admin, json: ["instances": ["ratelimit"]])
+        #expect(refused.status == 409, "a rate limiter cannot serve retrieval")
+        #expect(try await h.send(.PUT, "/api/admin/tiers/gold/retriever", token: admin, json: ["instances": ["fts"]]).status == 409)
+        #expect(try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: member, json: ["instances": ["fts"]]).status == 403)
+        // The swap survives a reload from plugins.d.
+        #expect(try await h.send(.POST, "/api/admin/reload", token: admin).status == 200)
+        #expect(h.app.runtime.registry.snapshot.tiers["free"]?.capabilities["retrieval"] == ["fts2"])
+        await h.stop()
+    }
+
+    @Test func readyHealthAndMetricsArePublic() async throws {
+        let h = try await GatewayHarness.start()
+        #expect(try await h.send(.GET, "/health").status == 200)
+        let ready = try await h.send(.GET, "/ready")
+        #expect(ready.status == 200)
+        #expect(ready.json["status"] as? String == "ready")
+        for _ in 0..<5 { _ = try await h.send(.GET, "/api/memory/x", token: try await GatewayHarness.token()) }
+        let metrics = String(decoding: try await h.send(.GET, "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("orion_http_request_duration_window_seconds{route=\"/api/memory/{id}\",quantile=\"0.95\"}"), "\(metrics.prefix(2000))")
+        #expect(metrics.contains("route=\"/api/memory/{id}\""))
+        await h.stop()
+    }
+
+    @Test func analyticsReportOneTenantFromStoredRecords() async throws {
+        let h = try await GatewayHarness.start()
+        let member = try await GatewayHarness.token(tenant: "shop")
+        for n in 0..<4 { _ = try await h.send(.GET, "/api/memory/m\(n)", token: member) }
+        let analyst = try await GatewayHarness.token(tenant: "shop", user: "ann", roles: ["analyst"])
+        let reply = try await h.send(.GET, "/api/analytics/tenants/shop?windowSeconds=600", token: analyst)
+        #expect(reply.status == 200)
+        #expect(reply.json["requests"] as? Int == 4, "\(reply.json)")
+        #expect(reply.json["errors"] as? Int == 0)
+        #expect((reply.json["requestsByRoute"] as? [String: Int])?["/api/memory/{id}"] == 4)
+        #expect((reply.json["latencyMs"] as? [String: Double])?["p99"] ?? 0 > 0)
+        #expect(try await h.send(.GET, "/api/analytics/tenants/other", token: analyst).status == 403, "another tenant needs admin:tenants")
+        #expect(try await h.send(.GET, "/api/analytics/tenants/shop", token: member).status == 403)
+        #expect(try await h.send(.GET, "/api/analytics/tenants/shop?windowSeconds=0", token: analyst).status == 400)
+        await h.stop()
+    }
+
+    @Test func corsAnswersOnlyAllowedOrigins() async throws {
+        let h = try await GatewayHarness.start { $0.gateway.corsAllowedOrigins = ["https://app.example"] }
+        let allowed = try await h.send(.OPTIONS, "/api/memory", headers: [("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST")])
+        #expect(allowed.status == 204)
+        #expect(allowed.header("Access-Control-Allow-Origin") == "https://app.example")
+        #expect(allowed.header("Access-Control-Allow-Headers")?.contains("Authorization") == true)
+        let other = try await h.send(.GET, "/health", headers: [("Origin", "https://evil.example")])
+        #expect(other.header("Access-Control-Allow-Origin") == nil)
+        await h.stop()
+    }
+
+    @Test func unknownTenantsAreProvisionedOrRefusedAndChangesReachTheCache() async throws {
+        let h = try await GatewayHarness.start()
+        let token = try await GatewayHarness.token(tenant: "newco", user: "nina")
+        #expect(try await h.send(.GET, "/api/memory/x", token: token).status == 404)
+        let created = try #require(try h.gateway.tenants.tenant(id: "newco"))
+        #expect(created.tier == "free")
+        #expect(created.name.contains("nina"))
+        // Moving the tenant to a tier that does not exist is seen at once, not after the TTL.
+        try h.gateway.tenants.upsert(id: "newco", name: "NewCo", tier: "gold")
+        #expect(try await h.send(.GET, "/api/memory/x", token: token).status == 503)
+        await h.stop()
+
+        let closed = try await GatewayHarness.start { $0.auth.autoProvisionTenants = false }
+        let stranger = try await closed.send(.GET, "/api/memory/x", token: try await GatewayHarness.token(tenant: "nobody"))
+        #expect(stranger.status == 403)
+        #expect(stranger.json["code"] as? String == "UNKNOWN_TENANT")
+        await closed.stop()
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# API fuzzing: schemathesis generates requests from /openapi.json against a real `orion serve`
+# on a loopback port and fails on any 5xx. Needs a built `orion` (ORION_BIN, default
+# .build/debug/orion) and pip's schemathesis (installed here when missing). Bounded: at most
+# ORION_FUZZ_SECONDS (default 180) of generation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORION_BIN="${ORION_BIN:-.build/debug/orion}"
+command -v schemathesis >/dev/null || python3 -m pip install -q "schemathesis>=4,<5"
+
+work="$(mktemp -d)"
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+mkdir -p "$work/plugins.d"
+cat >"$work/plugins.d/fts.yaml" <<'YAML'
+id: fts
+plugin: fts-sqlite
+YAML
+cat >"$work/plugins.d/ratelimit.yaml" <<'YAML'
+id: ratelimit
+plugin: ratelimit-gcra
+config: { limit: 1000000, periodSeconds: 60 }
+YAML
+cat >"$work/plugins.d/tiers.yaml" <<'YAML'
+tiers:
+  free:
+    capabilities: { retrieval: [fts], rate_limit: ratelimit }
+YAML
+cat >"$work/orion.yaml" <<YAML
+dataDirectory: data
+workspace: { basePath: data/workspaces }
+plugins: { directory: plugins.d, watchIntervalSeconds: 0 }
+gateway: { port: $port }
+YAML
+
+"$ORION_BIN" serve --config "$work/orion.yaml" --log-level error &
+server=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$port/ready" >/dev/null || { echo "fuzz: the server did not become ready" >&2; exit 1; }
+token="$("$ORION_BIN" token --config "$work/orion.yaml" --tenant fuzz --roles admin)"
+
+schemathesis run "http://127.0.0.1:$port/openapi.json" \
+  --checks not_a_server_error \
+  --header "Authorization: Bearer $token" \
+  --max-examples 40 --seed 1 --workers 2 \
+  --max-time "${ORION_FUZZ_SECONDS:-180}" \
+  --request-timeout 10
