@@ -55,12 +55,14 @@ public struct GatewayServer: Sendable {
         return router
     }
 
-    /// The Hummingbird application on the configured host and port. `onRunning` gets the bound
-    /// port (useful with port 0).
-    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    /// The Hummingbird application on the configured host and port, serving ``router()`` (or
+    /// `router`, which benches extend). `onRunning` gets the bound port (useful with port 0).
+    public func application(
+        router: Router<GatewayContext>? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let config = app.config
         return Application(
-            router: router(),
+            router: router ?? self.router(),
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: nil),
             services: [telemetry],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

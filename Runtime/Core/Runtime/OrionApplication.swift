@@ -17,14 +17,21 @@ public struct OrionApplication: Sendable {
     public var services: [any Service]
     let logger: Logger
 
-    /// Loads the deployment. Throws when the configuration is invalid or a `required` instance
+    /// Loads the deployment (`plugins.d`, or `deployment` when given, as benches do). Throws when the configuration is invalid or a `required` instance
     /// fails; other refusals are in ``startupReport``.
-    public static func build(config: RuntimeConfig, logger: Logger, clock: any RuntimeClock = SystemRuntimeClock()) async throws -> OrionApplication {
+    public static func build(
+        config: RuntimeConfig, logger: Logger, clock: any RuntimeClock = SystemRuntimeClock(), deployment: DeploymentSpec? = nil
+    ) async throws -> OrionApplication {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let runtime = PluginRuntime(config: config, logger: logger, clock: clock)
         let documents = DocumentIndex(store: try DocumentStore(path: config.resolvedDocumentStorePath), registry: runtime.registry, logger: logger)
         await runtime.addPreparer(documents)
-        let report = try await runtime.reload(reason: "start-up")
+        let report: DeploymentReport
+        if let deployment {
+            report = try await runtime.apply(deployment, reason: "start-up")
+        } else {
+            report = try await runtime.reload(reason: "start-up")
+        }
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
         let memory = MemoryBank(

@@ -147,9 +147,9 @@ public final class TenantResolver: Sendable {
     }
 }
 
-/// RBAC: whether the caller's roles grant `permission`; 403 otherwise.
+/// RBAC: whether the caller's roles grant `permission`; 403 otherwise (routes call it first).
 extension GatewayContext {
-    func authorize(_ permission: String, _ rbac: RuntimeConfig.RBAC) throws {
+    public func authorize(_ permission: String, _ rbac: RuntimeConfig.RBAC) throws {
         guard let identity else { throw AuthMiddleware.refused("this route needs a bearer token") }
         guard rbac.allows(identity.roles, permission) else {
             throw GatewayError(
