@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import JWTKit
+import _CryptoExtras
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -37,22 +38,52 @@ import Testing
         await h.stop()
     }
 
-    @Test func anHS256TokenMadeWithThePublicKeyIsRefused() async throws {
+    /// A key pair for `alg`, its public key as PEM, and a signer.
+    static func keyPair(_ alg: String) async throws -> (pem: String, signer: JWTKeyCollection) {
+        if alg == "RS256" {
+            let key = try Insecure.RSA.PrivateKey(backing: _RSA.Signing.PrivateKey(keySize: .bits2048))
+            return (try key.publicKey.pemRepresentation, await JWTKeyCollection().add(rsa: key, digestAlgorithm: .sha256))
+        }
         let key = ES256PrivateKey()
-        let pem = try key.publicKey.pemRepresentation
-        let file = TestPluginsPath.temp("es256.pem")
+        return (key.publicKey.pemRepresentation, await JWTKeyCollection().add(ecdsa: key))
+    }
+
+    @Test(arguments: ["RS256", "ES256"])
+    func anHS256TokenMadeWithThePublicKeyIsRefused(alg: String) async throws {
+        let (pem, signer) = try await Self.keyPair(alg)
+        let file = TestPluginsPath.temp("key.pem")
         try pem.write(toFile: file, atomically: true, encoding: .utf8)
         let h = try await GatewayHarness.start { config in
             config.auth.hs256Secret = nil
             config.auth.publicKeyFile = file
         }
-        let good = try await JWTKeyCollection().add(ecdsa: key).sign(Self.claims())
-        #expect(try await h.send(.GET, "/api/memory/x", token: good).status == 404)
+        #expect(try await h.send(.GET, "/api/memory/x", token: try await signer.sign(Self.claims())).status == 404)
         // The classic confusion: HS256 with the public key's text as the HMAC secret.
         let forged = try await JWTKeyCollection().add(hmac: HMACKey(from: pem), digestAlgorithm: .sha256).sign(Self.claims())
         let reply = try await h.send(.GET, "/api/memory/x", token: forged)
         #expect(reply.status == 401)
         #expect((reply.json["message"] as? String)?.contains("HS256 is not accepted") == true, "\(reply.json)")
+        await h.stop()
+    }
+
+    @Test func jwksKeysAreChosenByKid() async throws {
+        let key = ES256PrivateKey()
+        let parameters = try #require(key.publicKey.parameters)
+        let jwks = #"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","alg":"ES256","kid":"k1","x":"\#(parameters.x)","y":"\#(parameters.y)"}]}"#
+        let file = TestPluginsPath.temp("jwks.json")
+        try jwks.write(toFile: file, atomically: true, encoding: .utf8)
+        let h = try await GatewayHarness.start { config in
+            config.auth.hs256Secret = nil
+            config.auth.jwksFile = file
+        }
+        let signer = await JWTKeyCollection().add(ecdsa: key, kid: "k1")
+        #expect(try await h.send(.GET, "/api/memory/x", token: try await signer.sign(Self.claims(), kid: "k1")).status == 404)
+        let other = await JWTKeyCollection().add(ecdsa: ES256PrivateKey(), kid: "k1")
+        #expect(try await h.send(.GET, "/api/memory/x", token: try await other.sign(Self.claims(), kid: "k1")).status == 401, "another key under the same kid")
+        let unnamed = await JWTKeyCollection().add(ecdsa: key)
+        let reply = try await h.send(.GET, "/api/memory/x", token: try await unnamed.sign(Self.claims()))
+        #expect(reply.status == 401)
+        #expect((reply.json["message"] as? String)?.contains("kid") == true, "\(reply.json)")
         await h.stop()
     }
 
@@ -168,6 +199,42 @@ import Testing
         let other = try await h.send(.POST, "/api/memory", token: token, json: ["intent": "x", "experience": "y"], headers: [("Idempotency-Key", "k-1")])
         #expect(other.status == 409)
         #expect(other.json["code"] as? String == "IDEMPOTENCY_KEY_REUSED")
+        await h.stop()
+    }
+
+    @Test func idempotencyKeysExpire() async throws {
+        let h = try await GatewayHarness.start { $0.gateway.idempotencyTTLSeconds = 1 }
+        let token = try await GatewayHarness.token()
+        #expect(try await h.send(.POST, "/api/memory", token: token, json: ["intent": "a", "experience": "b"], headers: [("Idempotency-Key", "k")]).status == 201)
+        try await Task.sleep(for: .milliseconds(1100))
+        let later = try await h.send(.POST, "/api/memory", token: token, json: ["intent": "c", "experience": "d"], headers: [("Idempotency-Key", "k")])
+        #expect(later.status == 201, "an expired key is free again")
+        #expect(later.header("Idempotent-Replayed") == nil)
+        await h.stop()
+    }
+
+    @Test func oneTenantAtItsInFlightLimitDoesNotBlockAnother() async throws {
+        let h = try await GatewayHarness.start { $0.gateway.maxInFlightPerTenant = 1 }
+        let busyTenant = try await GatewayHarness.token(tenant: "busy")
+        let (chunks, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+        var slow = HTTPClientRequest(url: h.base + "/api/memory")
+        slow.method = .POST
+        slow.headers.add(name: "Authorization", value: "Bearer \(busyTenant)")
+        let json = Data(#"{"intent":"slow","experience":"late"}"#.utf8)
+        slow.body = .stream(chunks, length: .known(Int64(json.count)))
+        let client = h.client
+        let pending = Task { try await client.execute(slow, timeout: .seconds(30)) }
+        feed.yield(ByteBuffer(bytes: Array(json.prefix(5))))
+        try await Task.sleep(for: .milliseconds(300))
+        let refused = try await h.send(.GET, "/api/memory/x", token: busyTenant)
+        #expect(refused.status == 503)
+        #expect(refused.json["code"] as? String == "TENANT_OVERLOADED")
+        #expect(refused.header("Retry-After") == "1")
+        #expect(try await h.send(.GET, "/api/memory/x", token: try await GatewayHarness.token(tenant: "calm")).status == 404)
+        feed.yield(ByteBuffer(bytes: Array(json.dropFirst(5))))
+        feed.finish()
+        #expect(try await pending.value.status == .created)
+        #expect(try await h.send(.GET, "/api/memory/x", token: busyTenant).status == 404, "the slot is free again")
         await h.stop()
     }
 

@@ -68,8 +68,19 @@ import Testing
         let complete = try RuntimeConfig.load(file: nil, environment: [
             "ORION_ENVIRONMENT": "production", "ORION_INSTANCE_ID": "prod-1", "ORION_DATA_DIR": "/var/lib/orion",
             "WORKSPACE_BASE_PATH": "/var/lib/orion/ws", "USAGE_DB_PATH": "/var/lib/orion/usage.db",
+            "ORION_JWT_HS256_SECRET": String(repeating: "k", count: 32),
         ])
         #expect(complete.environment == .production)
+        do {
+            _ = try RuntimeConfig.load(file: nil, environment: [
+                "ORION_ENVIRONMENT": "production", "ORION_INSTANCE_ID": "prod-1", "ORION_DATA_DIR": "/var/lib/orion",
+                "WORKSPACE_BASE_PATH": "/var/lib/orion/ws", "USAGE_DB_PATH": "/var/lib/orion/usage.db",
+            ])
+            Issue.record("production started without a token key")
+        } catch {
+            #expect(error.errors.map(\.key) == ["auth"])
+            #expect(error.description.contains("ORION_JWT_HS256_SECRET"))
+        }
     }
 
     @Test(arguments: [

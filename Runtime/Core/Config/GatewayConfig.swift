@@ -10,9 +10,8 @@ import Foundation
 ///   - `gateway.maxInFlight` — `ORION_MAX_IN_FLIGHT` — integer ≥ 1, `512`: requests served at once
 ///     before 503.
 ///   - `gateway.maxInFlightPerTenant` — `ORION_MAX_IN_FLIGHT_PER_TENANT` — integer ≥ 1, `64`.
-///   - `gateway.rateLimit.requests` — `ORION_RATE_LIMIT_REQUESTS` — integer ≥ 1, `120`, per key…
-///   - `gateway.rateLimit.windowSeconds` — `ORION_RATE_LIMIT_WINDOW_SECONDS` — number > 0, `60`,
-///     …per this window; the key is `tenant|ip|method|route`.
+///   - Rate limits are not set here: they are the tier's `rate_limit` and `quota` limiter plugins
+///     in `plugins.d/` (docs/rate-limit-policy.md).
 ///   - `gateway.idempotencyTtlSeconds` — `ORION_IDEMPOTENCY_TTL_SECONDS` — number > 0, `86400`.
 ///   - `gateway.tenantCacheTtlSeconds` — `ORION_TENANT_CACHE_TTL_SECONDS` — number ≥ 0, `30`.
 ///   - `gateway.corsAllowedOrigins` — `ORION_CORS_ORIGINS` (comma-separated) — list, `[]` (no CORS).
@@ -39,8 +38,6 @@ extension RuntimeConfig {
         public var maxBodyBytes = 1_048_576
         public var maxInFlight = 512
         public var maxInFlightPerTenant = 64
-        public var rateLimitRequests = 120
-        public var rateLimitWindowSeconds = 60.0
         public var idempotencyTTLSeconds = 86_400.0
         public var tenantCacheTTLSeconds = 30.0
         public var corsAllowedOrigins: [String] = []
@@ -82,7 +79,7 @@ extension RuntimeConfig {
     }
 
     static let gatewayKeyNames: Set<String> = [
-        "host", "port", "maxBodyBytes", "maxInFlight", "maxInFlightPerTenant", "rateLimit", "idempotencyTtlSeconds",
+        "host", "port", "maxBodyBytes", "maxInFlight", "maxInFlightPerTenant", "idempotencyTtlSeconds",
         "tenantCacheTtlSeconds", "corsAllowedOrigins", "retryAfterSeconds",
     ]
     static let authKeyNames: Set<String> = ["issuer", "audience", "hs256Secret", "publicKeyFile", "jwksFile", "leewaySeconds", "autoProvisionTenants"]
@@ -104,12 +101,6 @@ extension RuntimeConfig {
         },
         Key(path: "gateway.maxInFlightPerTenant", env: "ORION_MAX_IN_FLIGHT_PER_TENANT", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.gateway.maxInFlightPerTenant = try n.integer(atLeast: 1)
-        },
-        Key(path: "gateway.rateLimit.requests", env: "ORION_RATE_LIMIT_REQUESTS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.gateway.rateLimitRequests = try n.integer(atLeast: 1)
-        },
-        Key(path: "gateway.rateLimit.windowSeconds", env: "ORION_RATE_LIMIT_WINDOW_SECONDS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
-            c.gateway.rateLimitWindowSeconds = try n.number(in: 0.001...31_536_000, "a window in seconds, above 0")
         },
         Key(path: "gateway.idempotencyTtlSeconds", env: "ORION_IDEMPOTENCY_TTL_SECONDS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.gateway.idempotencyTTLSeconds = try n.number(in: 1...31_536_000, "seconds, at least 1")

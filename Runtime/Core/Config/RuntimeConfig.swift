@@ -113,7 +113,6 @@ extension RuntimeConfig {
             try root.mapping("telemetry").rejectUnknownKeys(["enabled", "usageDbPath", "defaultCostCapUsd", "alertThreshold"])
             try root.mapping("memory").rejectUnknownKeys(memoryKeyNames)
             try root.mapping("gateway").rejectUnknownKeys(gatewayKeyNames)
-            try root.mapping("gateway").mapping("rateLimit").rejectUnknownKeys(["requests", "windowSeconds"])
             try root.mapping("auth").rejectUnknownKeys(authKeyNames)
             try root.mapping("rbac").rejectUnknownKeys(["roles"])
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])

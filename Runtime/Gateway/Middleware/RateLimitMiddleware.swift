@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import OrionCore
 import OrionPluginSDK
+import Synchronization
 
 /// Rate limits through the tenant tier's limiter plugins (docs/rate-limit-policy.md).
 ///
@@ -18,6 +19,8 @@ struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let registry: Registry
     let logger: Logger
+    /// Tiers already warned about a quota that disagrees with their `requestsPerHour`.
+    let warned = FirstTime()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let tenant = context.tenant else { return try await next(request, context) }
@@ -29,6 +32,16 @@ struct RateLimitMiddleware: RouterMiddleware {
         ]
         for (name, capability, key) in checks {
             guard let decision = decide(tier: tenant.tier, capability: capability, key: key) else { continue }
+            if name == "quota", decision.limit != tenant.tier.requestsPerHour || decision.windowNanoseconds != 3_600_000_000_000 {
+                if warned.check(tenant.tier.name) {
+                    logger.warning(
+                        "the tier's quota limiter does not enforce its requestsPerHour; the limiter's policy applies",
+                        metadata: [
+                            "orion.tier": "\(tenant.tier.name)", "orion.requestsPerHour": "\(tenant.tier.requestsPerHour)",
+                            "orion.limiter.limit": "\(decision.limit)", "orion.limiter.windowSeconds": "\(decision.windowNanoseconds / 1_000_000_000)",
+                        ])
+                }
+            }
             let window = max(1, Int((Double(decision.windowNanoseconds) / 1e9).rounded()))
             let reset = Int((Double(decision.resetNanoseconds) / 1e9).rounded(.up))
             policies.append("\"\(name)\";q=\(decision.limit);w=\(window)")
@@ -75,4 +88,10 @@ struct RateLimitMiddleware: RouterMiddleware {
             return nil
         }
     }
+}
+
+/// Keys seen so far: `check` is true the first time only.
+final class FirstTime: Sendable {
+    private let seen = Mutex<Set<String>>([])
+    func check(_ key: String) -> Bool { seen.withLock { $0.insert(key).inserted } }
 }
