@@ -43,6 +43,11 @@ import Testing
         let metrics = String(decoding: try await h.send(.GET, "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("orion_http_request_duration_window_seconds{route=\"/api/memory/{id}\",quantile=\"0.95\"}"), "\(metrics.prefix(2000))")
         #expect(metrics.contains("route=\"/api/memory/{id}\""))
+        _ = try await h.send(.POST, "/api/memory/search", token: try await GatewayHarness.token(), json: ["intent": "anything"])
+        let after = String(decoding: try await h.send(.GET, "/metrics").body, as: UTF8.self)
+        #expect(after.contains("orion_plugin_calls_total{instance=\"ratelimit\",operation=\"acquire\",outcome=\"ok\"}"), "\(after.prefix(3000))")
+        #expect(after.contains("orion_plugin_calls_total{instance=\"fts\",operation=\"search\",outcome=\"ok\"}"))
+        #expect(after.contains("orion_plugin_call_duration_seconds"))
         await h.stop()
     }
 

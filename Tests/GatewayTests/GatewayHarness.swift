@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import JWTKit
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import OrionCore
@@ -13,6 +14,13 @@ import ServiceLifecycle
 /// A real gateway on a free loopback port, over a deployment with fts-sqlite and the GCRA limiter.
 final class GatewayHarness: Sendable {
     static let secret = "test-secret-with-at-least-32-bytes!!"
+    /// One registry for the process: swift-metrics' global factory (which plugin-call metrics use)
+    /// is bootstrapped once, here, as `orion serve` does.
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
     let dir: String
     let port: Int
     let app: OrionApplication
@@ -51,7 +59,7 @@ final class GatewayHarness: Sendable {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
         let app = try await OrionApplication.build(config: config, logger: logger)
-        let gateway = try await GatewayServer.build(app: app, registry: PrometheusCollectorRegistry(), logger: logger)
+        let gateway = try await GatewayServer.build(app: app, registry: registry, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = gateway.application { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))

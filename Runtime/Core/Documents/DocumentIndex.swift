@@ -74,7 +74,7 @@ public actor DocumentIndex: InstancePreparer {
             guard let lease = try? registry.lease(kind: .retriever, id: id), let retriever = lease.retriever else { continue }
             defer { lease.release() }
             do {
-                try body(id, retriever)
+                try PluginCallMetrics.measure(instance: id, operation: "index") { try body(id, retriever) }
             } catch {
                 logger.error("retriever failed to index; it will be rebuilt from the store", metadata: ["orion.plugin.instance": "\(id)", "orion.error": "\(error)"])
             }

@@ -69,7 +69,9 @@ extension DocumentIndex {
         defer { lease.release() }
         guard let retriever = lease.retriever else { throw SearchError(message: "instance '\(instanceID)' is not a retriever") }
         do {
-            return try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+            return try PluginCallMetrics.measure(instance: instanceID, operation: "search") { () throws(PluginError) in
+                try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
+            }
         } catch {
             throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)")
         }

@@ -82,7 +82,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             let lease = try registry.lease(tier: tier.name, capability: capability, kind: .rateLimiter)
             defer { lease.release() }
             guard let limiter = lease.rateLimiter else { return nil }
-            return try limiter.acquire(key: key)
+            return try PluginCallMetrics.measure(instance: lease.handle.id, operation: "acquire") { () throws(PluginError) in try limiter.acquire(key: key) }
         } catch {
             logger.error("rate limiter failed; request let through", metadata: ["orion.tier": "\(tier.name)", "orion.capability": "\(capability)", "orion.error": "\(error)"])
             return nil
