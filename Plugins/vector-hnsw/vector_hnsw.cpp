@@ -584,11 +584,14 @@ class Instance {
     // Validate and copy the batch before taking the lock.
     std::vector<Staged> batch;
     batch.reserve(count);
+    // A document without a vector cannot be found by vector: it is not indexed, and an earlier
+    // version of it is removed (as vector-flat does), so text-only documents can share a store.
+    std::vector<std::pair<std::string, int64_t>> unvectored;
     for (size_t i = 0; i < count; i++) {
       const orion_document &doc = docs[i];
       if (doc.vector == nullptr || doc.dimensions == 0) {
-        fail(ORION_ERR_INVALID_ARGUMENT, "document " + std::to_string(doc.id) +
-                                             " has no vector; vector-hnsw indexes vectors only (give the document an embedding or configure an embedding engine)");
+        unvectored.emplace_back(to_string(doc.ns), doc.id);
+        continue;
       }
       if (doc.metadata_count > 0 && doc.metadata == nullptr) {
         fail(ORION_ERR_INVALID_ARGUMENT, "document " + std::to_string(doc.id) + " has metadata_count > 0 but no metadata array");
@@ -631,6 +634,23 @@ class Instance {
       std::unique_lock<FairSharedMutex> lock(mutex_);
       insert(doc);
     }
+    if (!unvectored.empty()) {
+      std::unique_lock<FairSharedMutex> lock(mutex_);
+      for (const auto &[ns_name, id] : unvectored) drop(ns_name, id);
+    }
+  }
+
+  /// Removes document `id` of namespace `ns_name` if indexed. Caller holds the exclusive lock.
+  void drop(const std::string &ns_name, int64_t id) {
+    auto found = namespaces_.find(ns_name);
+    if (found == namespaces_.end()) return;
+    Namespace &ns = *found->second;
+    auto doc = ns.live.find(id);
+    if (doc == ns.live.end()) return;  // unknown or already removed: ignored
+    ns.unindex_metadata(doc->first, doc->second);
+    ns.live.erase(doc);
+    ns.index->markDelete(label_of(id));
+    if (ns.live.empty()) namespaces_.erase(found);  // frees the graph; the next add starts afresh
   }
 
   /// Inserts or replaces one validated document. Caller holds the exclusive lock.
@@ -678,17 +698,8 @@ class Instance {
     if (count == 0) return;
     if (ids == nullptr) fail(ORION_ERR_INVALID_ARGUMENT, "vector-hnsw: remove() got a NULL id array with a non-zero count");
     std::unique_lock<FairSharedMutex> lock(mutex_);
-    auto found = namespaces_.find(to_string(ns_name));
-    if (found == namespaces_.end()) return;
-    Namespace &ns = *found->second;
-    for (size_t i = 0; i < count; i++) {
-      auto doc = ns.live.find(ids[i]);
-      if (doc == ns.live.end()) continue;  // unknown or already removed: ignored
-      ns.unindex_metadata(doc->first, doc->second);
-      ns.live.erase(doc);
-      ns.index->markDelete(label_of(ids[i]));
-    }
-    if (ns.live.empty()) namespaces_.erase(found);  // frees the graph; the next add starts afresh
+    std::string name = to_string(ns_name);
+    for (size_t i = 0; i < count; i++) drop(name, ids[i]);
   }
 
   void search(const orion_query *query, orion_search_out *out) {

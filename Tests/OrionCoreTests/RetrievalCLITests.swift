@@ -125,4 +125,41 @@ import Testing
         #expect(wrong.status != 0)
         #expect(wrong.stderr.contains("no instance 'nope'"))
     }
+
+    @Test func gatewayBenchComparesTheChainWithTheFloor() throws {
+        let config = try writeDeployment()
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try "id: ratelimit\nplugin: ratelimit-gcra\n".write(toFile: pluginsD + "/ratelimit.yaml", atomically: true, encoding: .utf8)
+        let output = try run(["bench", "gateway", "--requests", "100", "--concurrency", "2", "--memories", "20", "--json", "--config", config])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("the chain adds"))
+        let last = try #require(output.stdout.split(separator: "\n").last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+        for key in ["floor_rps", "chain_rps", "search_rps", "floor_p50_ms", "chain_p50_ms", "chain_p99_ms", "added_p50_ms"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect(try #require(object["chain_p50_ms"]) > 0)
+        let wrong = try run(["bench", "gateway", "--limiter", "nope", "--config", config])
+        #expect(wrong.status != 0)
+        #expect(wrong.stderr.contains("no instance 'nope'"))
+    }
+
+    @Test func tokenMintsAVerifiableTokenWithTheDevelopmentSecret() throws {
+        let config = try writeDeployment()
+        let output = try run(["token", "--tenant", "acme", "--user", "ann", "--roles", "member,analyst", "--config", config])
+        #expect(output.status == 0, "\(output.stderr)")
+        let parts = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".")
+        #expect(parts.count == 3)
+        var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while payload.count % 4 != 0 { payload += "=" }
+        let decoded = try #require(Data(base64Encoded: payload))
+        let claims = try #require(try JSONSerialization.jsonObject(with: decoded) as? [String: Any])
+        #expect(claims["tenant"] as? String == "acme")
+        #expect(claims["sub"] as? String == "ann")
+        #expect(claims["roles"] as? [String] == ["member", "analyst"])
+        #expect(claims["iss"] as? String == "orion")
+        #expect(FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("data/jwt-dev-secret")))
+        let bad = try run(["token", "--tenant", "no spaces", "--config", config])
+        #expect(bad.status != 0)
+    }
 }

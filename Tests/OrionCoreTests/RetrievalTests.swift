@@ -116,6 +116,24 @@ import Testing
         #expect(answer.degradedReason?.contains("gone") == true)
     }
 
+    @Test(arguments: ["vector", "hnsw"])
+    func vectorIndexesSkipTextOnlyDocumentsAndDropTheirOlderVectors(retriever: String) async throws {
+        let (runtime, index) = try await start()
+        let v: [Float] = [1, 0, 0, 0]
+        try await index.add([
+            DocumentInput(id: "with", fields: [DocumentField(name: "text", value: "alpha")], embedding: v),
+            DocumentInput(id: "without", fields: [DocumentField(name: "text", value: "beta")]),
+        ], namespace: "ns")
+        #expect(try index.ranking(instanceID: retriever, namespace: "ns", text: "", vector: v, topK: 10).ids == ["with"])
+        // The same id stored again without a vector is no longer found by vector.
+        try await index.add([DocumentInput(id: "with", fields: [DocumentField(name: "text", value: "alpha")])], namespace: "ns")
+        #expect(try index.ranking(instanceID: retriever, namespace: "ns", text: "", vector: v, topK: 10).ids.isEmpty)
+        // A rebuild from the store (a new instance) accepts the text-only documents too.
+        let stats = try #require(try runtime.registry.lease(kind: .retriever, id: retriever).retriever).stats()
+        #expect(stats.checkpoint == UInt64(try index.store.revision()), "the index kept up; nothing was refused")
+        await runtime.shutdown()
+    }
+
     @Test func ftsSearchesOperatorCharactersLiterally() async throws {
         let (runtime, index) = try await start()
         try await index.add([
