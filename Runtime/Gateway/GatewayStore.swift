@@ -46,6 +46,9 @@ public final class GatewayStore: Sendable {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Seconds after which an unfinished claim may be taken over by a retry.
+    static let claimLease = 60.0
+
     // MARK: Idempotency
 
     enum Claim {
@@ -66,7 +69,15 @@ public final class GatewayStore: Sendable {
             try db.execute(sql: "DELETE FROM idempotency WHERE tenant = ? AND key = ? AND created_at < ?", arguments: [tenant, key, cutoff])
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant = ? AND key = ?", arguments: [tenant, key]) {
                 guard (row["fingerprint"] as String) == fingerprint else { return .mismatch }
-                guard let status: Int = row["status"] else { return .inProgress }
+                guard let status: Int = row["status"] else {
+                    // A claim whose request never completed (the process stopped) is taken over
+                    // after a lease, instead of blocking the key until it expires.
+                    let claimedAt: Int64 = row["created_at"]
+                    guard Self.now() - claimedAt > Int64(Self.claimLease * 1000) else { return .inProgress }
+                    try db.execute(
+                        sql: "UPDATE idempotency SET created_at = ? WHERE tenant = ? AND key = ?", arguments: [Self.now(), tenant, key])
+                    return .claimed
+                }
                 return .replay(status: status, contentType: row["content_type"], body: row["body"] ?? Data())
             }
             try db.execute(

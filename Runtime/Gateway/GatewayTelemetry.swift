@@ -74,9 +74,11 @@ public final class GatewayTelemetry: Service, Sendable {
     public func exposition() -> String {
         let now = Self.monotonic()
         let snapshot = window.withLock { samples in
-            samples.mapValues { $0.filter { now - $0.0 <= windowSeconds }.map(\.1) }
+            for route in samples.keys { samples[route]?.removeAll { now - $0.0 > windowSeconds } }
+            return samples.mapValues { $0.map(\.1) }
         }
-        for (route, durations) in snapshot where !durations.isEmpty {
+        for (route, durations) in snapshot {
+            // A route with no request in the window reads 0, not its last figure.
             let sorted = durations.sorted()
             for (quantile, label) in [(0.95, "0.95"), (0.99, "0.99")] {
                 registry.makeGauge(

@@ -25,11 +25,18 @@ import Testing
         #expect((search.json["hits"] as? [Any])?.count == 1, "the new retriever was filled from the store")
         let refused = try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: admin, json: ["instances": ["ratelimit"]])
         #expect(refused.status == 409, "a rate limiter cannot serve retrieval")
-        #expect(try await h.send(.PUT, "/api/admin/tiers/gold/retriever", token: admin, json: ["instances": ["fts"]]).status == 409)
+        #expect(try await h.send(.PUT, "/api/admin/tiers/gold/retriever", token: admin, json: ["instances": ["fts"]]).status == 404)
+        let ghost = try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: admin, json: ["instances": ["ghost"]])
+        #expect(ghost.status == 409)
+        #expect((ghost.json["message"] as? String)?.contains("no instance 'ghost'") == true, "\(ghost.json)")
         #expect(try await h.send(.PUT, "/api/admin/tiers/free/retriever", token: member, json: ["instances": ["fts"]]).status == 403)
         // The swap survives a reload from plugins.d.
         #expect(try await h.send(.POST, "/api/admin/reload", token: admin).status == 200)
         #expect(h.app.runtime.registry.snapshot.tiers["free"]?.capabilities["retrieval"] == ["fts2"])
+        // Deleting the saved overrides and reloading returns to tiers.yaml.
+        try FileManager.default.removeItem(atPath: h.dir + "/tier-overrides.json")
+        #expect(try await h.send(.POST, "/api/admin/reload", token: admin).status == 200)
+        #expect(h.app.runtime.registry.snapshot.tiers["free"]?.capabilities["retrieval"] == ["fts"])
         await h.stop()
     }
 
@@ -96,5 +103,36 @@ import Testing
         #expect(stranger.status == 403)
         #expect(stranger.json["code"] as? String == "UNKNOWN_TENANT")
         await closed.stop()
+    }
+
+    @Test func personalTenantsNeverCollideAndDotIdsAreRefused() async throws {
+        let h = try await GatewayHarness.start { $0.multiTenantEnabled = false }
+        let first = try await GatewayHarness.token(tenant: nil, user: "bob@x.io")
+        let second = try await GatewayHarness.token(tenant: nil, user: "bob_x.io")
+        #expect(try await h.send(.POST, "/api/memory", token: first, json: ["id": "m", "intent": "a", "experience": "b"]).status == 201)
+        #expect(try await h.send(.GET, "/api/memory/m", token: second).status == 404, "two users whose ids differ only in punctuation")
+        #expect(try await h.send(.GET, "/api/memory/m", token: first).status == 200)
+        await h.stop()
+
+        let multi = try await GatewayHarness.start()
+        for bad in [".", "..", ".hidden"] {
+            let reply = try await multi.send(.GET, "/api/memory/x", token: try await GatewayHarness.token(tenant: bad))
+            #expect(reply.status == 401, "\(bad)")
+        }
+        #expect(throws: TenantError.self) { try multi.gateway.tenants.upsert(id: "..", name: "x", tier: "free") }
+        await multi.stop()
+    }
+
+    @Test func anIdempotencyKeyBelongsToOneUser() async throws {
+        let h = try await GatewayHarness.start()
+        let alice = try await GatewayHarness.token(user: "alice")
+        let bob = try await GatewayHarness.token(user: "bob")
+        let body = ["intent": "same", "experience": "same"]
+        let first = try await h.send(.POST, "/api/memory", token: alice, json: body, headers: [("Idempotency-Key", "shared")])
+        let other = try await h.send(.POST, "/api/memory", token: bob, json: body, headers: [("Idempotency-Key", "shared")])
+        #expect(other.status == 201)
+        #expect(other.header("Idempotent-Replayed") == nil, "bob's request ran; it did not replay alice's answer")
+        #expect(other.json["id"] as? String != first.json["id"] as? String)
+        await h.stop()
     }
 }

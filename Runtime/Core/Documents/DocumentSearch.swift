@@ -20,6 +20,9 @@ public struct SearchAnswer: Sendable, Hashable {
 /// Why a search failed.
 public struct SearchError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    /// True when the retriever refused the query itself (a wrong vector dimension, say): the
+    /// caller's mistake, not an outage.
+    public var isInvalidQuery = false
     public var description: String { message }
 }
 
@@ -73,7 +76,7 @@ extension DocumentIndex {
                 try retriever.search(namespace: namespace, text: text, vector: vector, topK: topK, filters: filters)
             }
         } catch {
-            throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)")
+            throw SearchError(message: "retriever '\(instanceID)' failed: \(error.message)", isInvalidQuery: error.code == .invalidArgument)
         }
     }
 

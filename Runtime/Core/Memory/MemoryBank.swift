@@ -113,6 +113,18 @@ public final class MemoryBank: Sendable {
                 id: id, fields: [DocumentField(name: Self.intentField, value: input.intent)],
                 metadata: [Self.kindKey: Self.kindValue, "orion.session": input.session], embedding: input.embedding))
         }
+        // A memory id must not name a document that is not a memory (the two share a namespace).
+        let ids = documentInputs.map(\.id)
+        let plainDocuments: [String] = try await store.pool.read { db in
+            let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+            return try String.fetchAll(
+                db,
+                sql: "SELECT d.id FROM documents d LEFT JOIN memories m ON m.key = d.key WHERE d.namespace = ? AND d.id IN (\(placeholders)) AND m.key IS NULL",
+                arguments: StatementArguments([namespace as any DatabaseValueConvertible] + ids.map { $0 as any DatabaseValueConvertible }))
+        }
+        if let taken = plainDocuments.first {
+            throw MemoryError(.conflict, "id '\(taken)' names a document of this tenant that is not a memory; choose another id")
+        }
         let stored: [StoredDocument]
         do {
             stored = try await documents.add(documentInputs, namespace: namespace) { db, stored in

@@ -53,6 +53,8 @@ extension MemoryBank {
                 answer = try documents.search(
                     instanceID: id, namespace: namespace, text: intent, vector: vector, topK: candidates,
                     filters: [Self.kindKey: Self.kindValue])
+            } catch let error as SearchError where error.isInvalidQuery {
+                throw MemoryError(.invalidArgument, error.message)
             } catch {
                 lastError = "\(error)"
                 if retriever != nil { break }

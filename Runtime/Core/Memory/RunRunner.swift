@@ -144,7 +144,8 @@ public final class RunRunner: Sendable {
             }
             throw error
         }
-        let used = conclusion.usedMemoryIDs ?? retrieved
+        var seen = Set<String>()
+        let used = (conclusion.usedMemoryIDs ?? retrieved).filter { seen.insert($0).inserted }
         if let stranger = used.first(where: { !retrieved.contains($0) }) {
             try await pool.write { db in
                 try db.execute(
@@ -154,20 +155,38 @@ public final class RunRunner: Sendable {
             throw MemoryError(.invalidArgument, "run \(id) credited memory '\(stranger)', which it was not given; a run may only credit memories it retrieved")
         }
         let reward = memory.policy.reward(for: conclusion.outcome)
-        try await pool.write { db in
-            _ = try memory.applyFeedback(
-                db, namespace: request.namespace, runID: id, memoryIDs: used, outcome: conclusion.outcome, isDefault: conclusion.isDefault,
-                maxNext: 0, skipMissing: true, now: MemoryBank.now())
-            try db.execute(
-                sql: "UPDATE runs SET status = 'finished', used = ?, outcome = ?, reward = ?, ended_at = ? WHERE id = ?",
-                arguments: [Self.json(used), Self.outcomeName(conclusion.outcome), reward, MemoryBank.now(), id])
+        do {
+            try await pool.write { db in
+                _ = try memory.applyFeedback(
+                    db, namespace: request.namespace, runID: id, memoryIDs: used, outcome: conclusion.outcome, isDefault: conclusion.isDefault,
+                    maxNext: 0, skipMissing: true, now: MemoryBank.now())
+                try db.execute(
+                    sql: "UPDATE runs SET status = 'finished', used = ?, outcome = ?, reward = ?, ended_at = ? WHERE id = ?",
+                    arguments: [Self.json(used), Self.outcomeName(conclusion.outcome), reward, MemoryBank.now(), id])
+            }
+        } catch {
+            // The outcome was refused (an explicit reward out of range, say): nothing was applied,
+            // and the run is closed as an error rather than left running.
+            try? await pool.write { db in
+                try db.execute(sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?", arguments: ["\(error)", MemoryBank.now(), id])
+            }
+            throw error
         }
         if let experience = conclusion.newExperience {
-            let stored = try await memory.store(
-                [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: request.vector)],
-                namespace: request.namespace)
-            if let newID = stored.first?.id {
-                try await pool.write { db in try db.execute(sql: "UPDATE runs SET new_memory = ? WHERE id = ?", arguments: [newID, id]) }
+            // The run has finished and its outcome is applied; a new memory that cannot be stored
+            // is reported on the record, not as a failure of the run.
+            do {
+                let stored = try await memory.store(
+                    [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: request.vector)],
+                    namespace: request.namespace)
+                if let newID = stored.first?.id {
+                    try await pool.write { db in try db.execute(sql: "UPDATE runs SET new_memory = ? WHERE id = ?", arguments: [newID, id]) }
+                }
+            } catch {
+                logger.error("run finished, but its new experience was not stored", metadata: ["orion.run": "\(id)", "orion.error": "\(error)"])
+                try? await pool.write { db in
+                    try db.execute(sql: "UPDATE runs SET error = ? WHERE id = ?", arguments: ["the new experience was not stored: \(error)", id])
+                }
             }
         }
         // The record was inserted above; only its own namespace reads it back.

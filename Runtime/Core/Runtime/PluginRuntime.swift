@@ -64,9 +64,11 @@ public actor PluginRuntime {
         preparers.append(preparer)
     }
 
-    /// Reads `plugins.d/` and applies it.
+    /// Reads `plugins.d/` and applies it, with the tier overrides of earlier swaps laid over it.
     @discardableResult
     public func reload(reason: String = "requested") async throws(DeploymentError) -> DeploymentReport {
+        await beginApplying()
+        defer { endApplying() }
         let spec: DeploymentSpec
         do {
             spec = try DeploymentSpec.load(directory: config.plugins.directory)
@@ -74,60 +76,73 @@ public actor PluginRuntime {
             logger.error("reload refused: invalid configuration", metadata: ["orion.reload.reason": "\(reason)", "orion.config.errors": "\(error)"])
             throw DeploymentError(reason: .invalidConfiguration(error))
         }
-        return try await apply(withOverrides(spec), reason: reason)
+        return try await applyLocked(Self.overlay(spec, tierOverrides), reason: reason)
     }
 
     /// Tier → capability → instance ids set at run time (``swap(tier:capability:to:)``), laid over
-    /// `tiers.yaml` on every reload and kept in `<dataDirectory>/tier-overrides.json` across restarts.
-    public private(set) var tierOverrides: [String: [String: [String]]] = [:]
-    private var overridesLoaded = false
+    /// `tiers.yaml` on every reload. They are kept in `<dataDirectory>/tier-overrides.json`, read
+    /// at each reload: deleting the file and reloading returns to `tiers.yaml`.
+    public var tierOverrides: [String: [String: [String]]] {
+        guard let data = FileManager.default.contents(atPath: overridesPath) else { return [:] }
+        guard let saved = try? JSONDecoder().decode([String: [String: [String]]].self, from: data) else {
+            logger.error("tier-overrides.json is not valid JSON; ignored", metadata: ["orion.path": "\(overridesPath)"])
+            return [:]
+        }
+        return saved
+    }
 
     var overridesPath: String { (config.dataDirectory as NSString).appendingPathComponent("tier-overrides.json") }
 
-    private func withOverrides(_ spec: DeploymentSpec) -> DeploymentSpec {
-        if !overridesLoaded {
-            overridesLoaded = true
-            if let data = FileManager.default.contents(atPath: overridesPath),
-                let saved = try? JSONDecoder().decode([String: [String: [String]]].self, from: data)
-            {
-                tierOverrides = saved
-                logger.notice("tier overrides from an earlier swap are in force", metadata: ["orion.overrides": "\(saved)"])
-            }
-        }
+    static func overlay(_ spec: DeploymentSpec, _ overrides: [String: [String: [String]]]) -> DeploymentSpec {
         var spec = spec
         for index in spec.tiers.indices {
-            for (capability, ids) in tierOverrides[spec.tiers[index].name] ?? [:] {
+            for (capability, ids) in overrides[spec.tiers[index].name] ?? [:] {
                 spec.tiers[index].capabilities[capability] = ids
             }
         }
         return spec
     }
 
-    /// Points `tier`'s `capability` at `ids` (primary first) and reloads; the deployment checks
+    /// Points `tier`'s `capability` at `ids` (primary first) and applies it; the deployment checks
     /// apply (each instance must exist and provide the capability). On refusal nothing changes.
+    /// Runs in the deployment lock, so concurrent swaps and reloads do not lose each other's work.
     @discardableResult
     public func swap(tier: String, capability: String, to ids: [String]) async throws(DeploymentError) -> DeploymentReport {
-        let previous = tierOverrides
-        _ = withOverrides(DeploymentSpec(instances: [], tiers: []))  // reads the saved overrides once
-        tierOverrides[tier, default: [:]][capability] = ids
-        do throws(DeploymentError) {
-            let spec: DeploymentSpec
-            do {
-                spec = try DeploymentSpec.load(directory: config.plugins.directory)
-            } catch {
-                throw DeploymentError(reason: .invalidConfiguration(error))
-            }
-            guard spec.tiers.contains(where: { $0.name == tier }) else {
-                throw DeploymentError(reason: .invalidConfiguration(ConfigErrors([ConfigError(
-                    file: spec.tierManifestFile, key: "tiers.\(tier)",
-                    message: "no tier '\(tier)'; known: \(spec.tiers.map(\.name).sorted().joined(separator: ", "))")])))
-            }
-            let report = try await apply(withOverrides(spec), reason: "swap \(tier).\(capability)")
-            let data = try? JSONEncoder().encode(tierOverrides)
-            if let data { FileManager.default.createFile(atPath: overridesPath, contents: data) }
-            return report
+        await beginApplying()
+        defer { endApplying() }
+        func refuse(_ key: String, _ message: String, file: String) -> DeploymentError {
+            DeploymentError(reason: .invalidConfiguration(ConfigErrors([ConfigError(file: file, key: key, message: message)])))
+        }
+        let spec: DeploymentSpec
+        do {
+            spec = try DeploymentSpec.load(directory: config.plugins.directory)
         } catch {
-            tierOverrides = previous
+            throw DeploymentError(reason: .invalidConfiguration(error))
+        }
+        guard spec.tiers.contains(where: { $0.name == tier }) else {
+            throw refuse("tiers.\(tier)", "no tier '\(tier)'; known: \(spec.tiers.map(\.name).sorted().joined(separator: ", "))", file: spec.tierManifestFile)
+        }
+        let declared = Set(spec.instances.map(\.id))
+        if let missing = ids.first(where: { !declared.contains($0) }) {
+            throw refuse("tiers.\(tier).\(capability)", "no instance '\(missing)' in plugins.d; declared: \(declared.sorted().joined(separator: ", "))", file: spec.tierManifestFile)
+        }
+        let previous = FileManager.default.contents(atPath: overridesPath)
+        var next = tierOverrides
+        next[tier, default: [:]][capability] = ids
+        do {
+            try JSONEncoder().encode(next).write(to: URL(fileURLWithPath: overridesPath), options: .atomic)
+        } catch {
+            throw refuse("tier-overrides.json", "cannot save the swap in \(overridesPath): \(error)", file: overridesPath)
+        }
+        do {
+            return try await applyLocked(Self.overlay(spec, next), reason: "swap \(tier).\(capability)")
+        } catch {
+            // Nothing was published: put the saved overrides back as they were.
+            if let previous {
+                try? previous.write(to: URL(fileURLWithPath: overridesPath), options: .atomic)
+            } else {
+                try? FileManager.default.removeItem(atPath: overridesPath)
+            }
             throw error
         }
     }
@@ -137,6 +152,11 @@ public actor PluginRuntime {
     public func apply(_ spec: DeploymentSpec, reason: String = "requested") async throws(DeploymentError) -> DeploymentReport {
         await beginApplying()
         defer { endApplying() }
+        return try await applyLocked(spec, reason: reason)
+    }
+
+    /// ``apply(_:reason:)`` for a caller that holds the deployment lock.
+    private func applyLocked(_ spec: DeploymentSpec, reason: String) async throws(DeploymentError) -> DeploymentReport {
         let current = registry.snapshot
         var report = DeploymentReport(generation: current.generation)
         var next: [String: InstanceHandle] = [:]

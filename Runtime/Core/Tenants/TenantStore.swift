@@ -49,9 +49,10 @@ public final class TenantStore: Sendable {
         try migrator.migrate(pool)
     }
 
-    /// Tenant ids: letters, digits, `-`, `_` and `.`, 1 to 64 characters.
+    /// Tenant ids: letters, digits, `-`, `_` and `.`, 1 to 64 characters, not starting with `.`
+    /// (an id names a workspace directory).
     public static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64
+        !id.isEmpty && id.utf8.count <= 64 && !id.hasPrefix(".")
             && id.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
     }
 
@@ -67,7 +68,7 @@ public final class TenantStore: Sendable {
     @discardableResult
     public func upsert(id: String, name: String, tier: String, costCapUSD: Double? = nil) throws -> Tenant {
         guard Self.isValidID(id) else {
-            throw TenantError(message: "tenant id '\(id)' is invalid: use 1 to 64 letters, digits, '-', '_' or '.'")
+            throw TenantError(message: "tenant id '\(id)' is invalid: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")
         }
         if let costCapUSD, !(costCapUSD >= 0 && costCapUSD.isFinite) {
             throw TenantError(message: "a cost cap must be a number ≥ 0, got \(costCapUSD)")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 import Logging
@@ -147,9 +148,10 @@ public final class TokenVerifier: Sendable {
     }
 
     /// The personal tenant id of `user`.
+    /// `user-` and the first 40 hex digits of SHA-256(`sub`): distinct users never share one, whatever
+    /// characters or length their `sub` has.
     static func personalTenant(of user: String) -> String {
-        let cleaned = String(user.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) ? Character($0) : "_" })
-        return "user-" + cleaned.prefix(58)
+        "user-" + SHA256.hash(data: Data(user.utf8)).prefix(20).map { String(format: "%02x", $0) }.joined()
     }
 
     static func header(_ token: String) throws(TokenRefusal) -> [String: Any] {

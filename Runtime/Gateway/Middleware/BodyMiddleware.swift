@@ -29,7 +29,7 @@ struct BodyLimitMiddleware: RouterMiddleware {
     }
 }
 
-/// `Idempotency-Key` on POST: the first response (below 500) is stored per tenant and key and
+/// `Idempotency-Key` on POST: the first response (below 500) is stored per tenant, user and key and
 /// replayed with `Idempotent-Replayed: true`; the same key with another method, path or body is
 /// 409, as is a key whose first request is still running. Keys expire after
 /// `gateway.idempotencyTtlSeconds`.
@@ -49,7 +49,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .post, let key = request.headers[Self.header], let tenant = context.tenant else {
+        guard request.method == .post, let key = request.headers[Self.header], let tenant = context.tenant, let identity = context.identity else {
             return try await next(request, context)
         }
         guard (1...255).contains(key.utf8.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
@@ -61,7 +61,9 @@ struct IdempotencyMiddleware: RouterMiddleware {
         hasher.update(data: Data("\(request.method.rawValue) \(request.uri.path)\n".utf8))
         hasher.update(data: Self.canonical(Data(body.readableBytesView)))
         let fingerprint = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        switch try store.claim(tenant: tenant.tenant.id, key: key, fingerprint: fingerprint) {
+        // Keys belong to one user of one tenant: another user's key never replays a response.
+        let scope = tenant.tenant.id, scopedKey = "\(identity.userID)|\(key)"
+        switch try store.claim(tenant: scope, key: scopedKey, fingerprint: fingerprint) {
         case .mismatch:
             throw GatewayError(.conflict, code: "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request; use a new key")
         case .inProgress:
@@ -76,13 +78,13 @@ struct IdempotencyMiddleware: RouterMiddleware {
             do {
                 let response = try await next(request, context)
                 let code = Int(response.status.code)
-                try store.complete(tenant: tenant.tenant.id, key: key, status: code, contentType: response.headers[.contentType], body: context.note.body ?? Data())
+                try store.complete(tenant: scope, key: scopedKey, status: code, contentType: response.headers[.contentType], body: context.note.body ?? Data())
                 return response
             } catch let error as GatewayError {
-                try store.complete(tenant: tenant.tenant.id, key: key, status: Int(error.status.code), contentType: "application/json", body: try error.body())
+                try store.complete(tenant: scope, key: scopedKey, status: Int(error.status.code), contentType: "application/json", body: try error.body())
                 throw error
             } catch {
-                try? store.complete(tenant: tenant.tenant.id, key: key, status: 500, contentType: nil, body: Data())
+                try? store.complete(tenant: scope, key: scopedKey, status: 500, contentType: nil, body: Data())
                 throw error
             }
         }

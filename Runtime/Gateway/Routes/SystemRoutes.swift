@@ -5,6 +5,7 @@ import NIOCore
 import OrionCore
 import OrionPluginHost
 import OrionPluginSDK
+import Synchronization
 
 /// `/health`, `/ready`, `/metrics` (public), admin and analytics routes.
 struct SystemRoutes {
@@ -12,6 +13,7 @@ struct SystemRoutes {
     let telemetry: GatewayTelemetry
     let store: GatewayStore
     let rbac: RuntimeConfig.RBAC
+    let readiness = StoreProbe()
 
     static let publicPaths: Set<String> = ["/health", "/ready", "/metrics", "/openapi.json"]
     static let swapSchema = BodySchema(["instances": .required(.strings(1...8))])
@@ -37,15 +39,12 @@ struct SystemRoutes {
         router.get("api/analytics/tenants/{id}") { request, context in try self.analytics(request, context) }
     }
 
-    /// Ready when plugins are loaded and the document store takes writes.
+    /// Ready when plugins are loaded and the document store takes writes (probed at most once a
+    /// second, so a busy prober does not compete with real writes).
     func ready(_ context: GatewayContext) throws -> Response {
         var problems: [String] = []
         if app.runtime.registry.snapshot.instances.isEmpty { problems.append("no plugin instance is loaded") }
-        do {
-            try app.documents.store.checkWritable()
-        } catch {
-            problems.append("the document store does not take writes: \(error)")
-        }
+        if let storeProblem = readiness.storeProblem(app.documents.store) { problems.append(storeProblem) }
         let status: HTTPResponse.Status = problems.isEmpty ? .ok : .serviceUnavailable
         return try JSONResponse.make(
             status, ["status": problems.isEmpty ? "ready" : "not_ready", "problems": problems, "instances": app.runtime.registry.snapshot.instances.count],
@@ -80,6 +79,7 @@ struct SystemRoutes {
         let tier = context.parameters.get("tier") ?? ""
         let body = try await Self.swapSchema.parse(request)
         let ids = body.strings("instances") ?? []
+        guard app.runtime.registry.snapshot.tiers[tier] != nil else { throw GatewayError.notFound("no tier '\(tier)' is deployed") }
         do {
             let report = try await app.runtime.swap(tier: tier, capability: "retrieval", to: ids)
             return try JSONResponse.make(.ok, ["tier": tier, "retrieval": ids, "generation": report.generation], context: context)
@@ -93,7 +93,8 @@ struct SystemRoutes {
         let tenant = try context.requireTenant()
         let id = context.parameters.get("id") ?? ""
         if id != tenant.tenant.id { try context.authorize("admin:tenants", rbac) }
-        let window = request.uri.queryParameters.get("windowSeconds").flatMap(Int.init) ?? 3600
+        let raw = request.uri.queryParameters.get("windowSeconds")
+        let window = raw.map { Int($0) ?? 0 } ?? 3600
         guard (1...2_592_000).contains(window) else {
             throw GatewayError.badRequest("windowSeconds must be a whole number from 1 to 2592000", field: "windowSeconds")
         }
@@ -106,5 +107,23 @@ struct SystemRoutes {
             "latencyMs": ["p50": a.p50, "p95": a.p95, "p99": a.p99], "requestsByRoute": a.byRoute,
         ]
         return try JSONResponse.make(.ok, object, context: context)
+    }
+}
+
+/// The document store's writability, probed at most once a second.
+final class StoreProbe: Sendable {
+    private let last = Mutex<(at: Double, problem: String?)>((-1, nil))
+
+    func storeProblem(_ store: DocumentStore) -> String? {
+        let now = GatewayTelemetry.monotonic()
+        if let cached = last.withLock({ now - $0.at < 1 ? $0 : nil }) { return cached.problem }
+        var problem: String?
+        do {
+            try store.checkWritable()
+        } catch {
+            problem = "the document store does not take writes: \(error)"
+        }
+        last.withLock { $0 = (now, problem) }
+        return problem
     }
 }

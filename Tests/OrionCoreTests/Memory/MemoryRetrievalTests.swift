@@ -91,6 +91,9 @@ import Testing
         let hits = try h.memory.retrieve(namespace: "tenant_a", tier: "free", intent: "scale the cache layer in staging", topK: 10).hits
         #expect(!hits.map(\.memory.id).contains("manual"))
         #expect(try await h.memory.delete(ids: ["manual", "exact"], namespace: "tenant_a") == 1, "a plain document is not a memory")
+        await #expect(throws: MemoryError.self, "a memory cannot take over a plain document's id") {
+            try await h.memory.store([MemoryInput(id: "manual", session: "s", intent: "x", experience: "y")], namespace: "tenant_a")
+        }
         #expect(try h.documents.store.document(id: "manual", namespace: "tenant_a") != nil)
         #expect(try h.memory.memory(id: "exact", namespace: "tenant_a") == nil)
         await h.stop()
