@@ -90,7 +90,13 @@ struct TenantMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let identity = context.identity else { return try await next(request, context) }
         var context = context
-        let tenant = try resolver.resolve(identity)
+        let tenant: ResolvedTenant
+        if let cached = resolver.cached(identity.tenantID) {
+            tenant = cached
+        } else {
+            let resolver = self.resolver
+            tenant = try await Blocking.run { try resolver.resolve(identity) }
+        }
         context.tenant = tenant
         context.note.set(tenantID: tenant.tenant.id, tier: tenant.tier.name)
         guard counter.enter(tenant.tenant.id, limit: limitPerTenant) else {
@@ -121,9 +127,17 @@ public final class TenantResolver: Sendable {
 
     public func invalidate(_ id: String) { cache.withLock { _ = $0.removeValue(forKey: id) } }
 
+    /// The cached resolution of `tenantID`, while fresh.
+    func cached(_ tenantID: String) -> ResolvedTenant? {
+        let now = GatewayTelemetry.monotonic()
+        guard let (cached, expires) = cache.withLock({ $0[tenantID] }), expires > now else { return nil }
+        return cached
+    }
+
+    /// Resolves from the tenant store (blocking: SQLite, and the workspace directory).
     func resolve(_ identity: Identity) throws -> ResolvedTenant {
         let now = GatewayTelemetry.monotonic()
-        if let (cached, expires) = cache.withLock({ $0[identity.tenantID] }), expires > now { return cached }
+        if let cached = cached(identity.tenantID) { return cached }
         var tenant = try tenants.tenant(id: identity.tenantID)
         if tenant == nil {
             guard config.auth.autoProvisionTenants || !config.multiTenantEnabled else {
@@ -142,7 +156,13 @@ public final class TenantResolver: Sendable {
         let workspace = (config.workspaceBasePath as NSString).appendingPathComponent(found.id)
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         let resolved = ResolvedTenant(tenant: found, tier: tier, workspace: workspace)
-        if ttl > 0 { cache.withLock { $0[found.id] = (resolved, now + ttl) } }
+        if ttl > 0 {
+            cache.withLock { cache in
+                // Expired entries go when the cache grows, so it holds about the active tenants.
+                if cache.count >= 4096 { cache = cache.filter { $0.value.1 > now } }
+                cache[found.id] = (resolved, now + ttl)
+            }
+        }
         return resolved
     }
 }

@@ -63,7 +63,8 @@ struct IdempotencyMiddleware: RouterMiddleware {
         let fingerprint = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         // Keys belong to one user of one tenant: another user's key never replays a response.
         let scope = tenant.tenant.id, scopedKey = "\(identity.userID)|\(key)"
-        switch try store.claim(tenant: scope, key: scopedKey, fingerprint: fingerprint) {
+        let store = self.store
+        switch try await Blocking.run({ try store.claim(tenant: scope, key: scopedKey, fingerprint: fingerprint) }) {
         case .mismatch:
             throw GatewayError(.conflict, code: "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request; use a new key")
         case .inProgress:
@@ -77,14 +78,15 @@ struct IdempotencyMiddleware: RouterMiddleware {
         case .claimed:
             do {
                 let response = try await next(request, context)
-                let code = Int(response.status.code)
-                try store.complete(tenant: scope, key: scopedKey, status: code, contentType: response.headers[.contentType], body: context.note.body ?? Data())
+                let code = Int(response.status.code), contentType = response.headers[.contentType], body = context.note.body ?? Data()
+                try await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: code, contentType: contentType, body: body) }
                 return response
             } catch let error as GatewayError {
-                try store.complete(tenant: scope, key: scopedKey, status: Int(error.status.code), contentType: "application/json", body: try error.body())
+                let body = try error.body(), code = Int(error.status.code)
+                try await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: code, contentType: "application/json", body: body) }
                 throw error
             } catch {
-                try? store.complete(tenant: scope, key: scopedKey, status: 500, contentType: nil, body: Data())
+                _ = try? await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: 500, contentType: nil, body: Data()) }
                 throw error
             }
         }

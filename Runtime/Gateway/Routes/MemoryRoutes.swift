@@ -28,7 +28,7 @@ struct MemoryRoutes {
         group.post { request, context in try await self.store(request, context) }
         group.post("search") { request, context in try await self.search(request, context) }
         group.post("feedback") { request, context in try await self.feedback(request, context) }
-        group.get("{id}") { _, context in try self.get(context) }
+        group.get("{id}") { _, context in try await self.get(context) }
         group.delete("{id}") { _, context in try await self.delete(context) }
     }
 
@@ -48,10 +48,13 @@ struct MemoryRoutes {
         try context.authorize("memory:read", rbac)
         let tenant = try context.requireTenant()
         let body = try await Self.searchSchema.parse(request)
+        let memory = self.memory
         let answer = try await Self.mapping {
-            try memory.retrieve(
+            try await Blocking.run {
+                try memory.retrieve(
                 namespace: tenant.namespace, tier: tenant.tier.name, retriever: body.string("retriever"), intent: body.string("intent") ?? "",
-                vector: body.floats("vector"), topK: body.int("topK") ?? 5)
+                    vector: body.floats("vector"), topK: body.int("topK") ?? 5)
+            }
         }
         var object: [String: Any] = [
             "retriever": answer.retriever, "candidates": answer.candidates,
@@ -76,8 +79,11 @@ struct MemoryRoutes {
         case (nil, let reward?): outcome = .reward(reward)
         default: throw GatewayError.badRequest("give exactly one of 'outcome' and 'reward'", field: "/outcome")
         }
+        let memory = self.memory
         let results = try await Self.mapping {
-            try memory.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", memoryIDs: body.strings("memoryIds") ?? [], outcome: outcome)
+            try await Blocking.run {
+                try memory.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", memoryIDs: body.strings("memoryIds") ?? [], outcome: outcome)
+            }
         }
         let list: [[String: Any]] = results.map {
             ["id": $0.id, "effect": $0.effect.rawValue, "reward": $0.reward, "previousUtility": $0.previousUtility, "utility": $0.utility, "outcomes": $0.outcomes]
@@ -85,11 +91,12 @@ struct MemoryRoutes {
         return try JSONResponse.make(.ok, ["results": list], context: context)
     }
 
-    func get(_ context: GatewayContext) throws -> Response {
+    func get(_ context: GatewayContext) async throws -> Response {
         try context.authorize("memory:read", rbac)
         let tenant = try context.requireTenant()
         let id = context.parameters.get("id") ?? ""
-        guard let found = try memory.memory(id: id, namespace: tenant.namespace) else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
+        let memory = self.memory
+        guard let found = try await Blocking.run({ try memory.memory(id: id, namespace: tenant.namespace) }) else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
         return try JSONResponse.make(.ok, Self.json(found), context: context)
     }
 

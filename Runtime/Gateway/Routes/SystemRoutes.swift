@@ -20,7 +20,7 @@ struct SystemRoutes {
 
     func add(to router: Router<GatewayContext>) {
         router.get("health") { _, context in try JSONResponse.make(.ok, ["status": "ok"], context: context) }
-        router.get("ready") { _, context in try self.ready(context) }
+        router.get("ready") { _, context in try await self.ready(context) }
         router.get("metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -36,15 +36,16 @@ struct SystemRoutes {
         admin.get("plugins") { _, context in try self.plugins(context) }
         admin.post("reload") { _, context in try await self.reload(context) }
         admin.put("tiers/{tier}/retriever") { request, context in try await self.swap(request, context) }
-        router.get("api/analytics/tenants/{id}") { request, context in try self.analytics(request, context) }
+        router.get("api/analytics/tenants/{id}") { request, context in try await self.analytics(request, context) }
     }
 
     /// Ready when plugins are loaded and the document store takes writes (probed at most once a
     /// second, so a busy prober does not compete with real writes).
-    func ready(_ context: GatewayContext) throws -> Response {
+    func ready(_ context: GatewayContext) async throws -> Response {
         var problems: [String] = []
         if app.runtime.registry.snapshot.instances.isEmpty { problems.append("no plugin instance is loaded") }
-        if let storeProblem = readiness.storeProblem(app.documents.store) { problems.append(storeProblem) }
+        let (readiness, store) = (self.readiness, app.documents.store)
+        if let storeProblem = try await Blocking.run({ readiness.storeProblem(store) }) { problems.append(storeProblem) }
         let status: HTTPResponse.Status = problems.isEmpty ? .ok : .serviceUnavailable
         return try JSONResponse.make(
             status, ["status": problems.isEmpty ? "ready" : "not_ready", "problems": problems, "instances": app.runtime.registry.snapshot.instances.count],
@@ -88,7 +89,7 @@ struct SystemRoutes {
         }
     }
 
-    func analytics(_ request: Request, _ context: GatewayContext) throws -> Response {
+    func analytics(_ request: Request, _ context: GatewayContext) async throws -> Response {
         try context.authorize("analytics:read", rbac)
         let tenant = try context.requireTenant()
         let id = context.parameters.get("id") ?? ""
@@ -98,9 +99,12 @@ struct SystemRoutes {
         guard (1...2_592_000).contains(window) else {
             throw GatewayError.badRequest("windowSeconds must be a whole number from 1 to 2592000", field: "windowSeconds")
         }
-        telemetry.flush()
         let since = Int64(Date().timeIntervalSince1970 * 1000) - Int64(window) * 1000
-        let a = try store.analytics(tenant: id, since: since)
+        let (telemetry, store) = (self.telemetry, self.store)
+        let a = try await Blocking.run {
+            telemetry.flush()
+            return try store.analytics(tenant: id, since: since)
+        }
         let object: [String: Any] = [
             "tenant": id, "windowSeconds": window, "requests": a.count, "errors": a.errors,
             "errorRate": a.count == 0 ? 0 : Double(a.errors) / Double(a.count), "throughputPerSecond": Double(a.count) / Double(window),
