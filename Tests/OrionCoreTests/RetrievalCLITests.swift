@@ -130,7 +130,7 @@ import Testing
         let config = try writeDeployment()
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
         try "id: ratelimit\nplugin: ratelimit-gcra\n".write(toFile: pluginsD + "/ratelimit.yaml", atomically: true, encoding: .utf8)
-        let output = try run(["bench", "gateway", "--requests", "100", "--concurrency", "2", "--memories", "20", "--json", "--config", config])
+        let output = try run(["bench", "gateway", "--requests", "100", "--concurrency", "2", "--memories", "20", "--rounds", "1", "--json", "--config", config])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("the chain adds"))
         let last = try #require(output.stdout.split(separator: "\n").last)
