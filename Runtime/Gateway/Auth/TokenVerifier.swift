@@ -3,6 +3,7 @@ import Foundation
 import JWTKit
 import Logging
 import OrionCore
+import Synchronization
 
 /// The claims Orion reads from a bearer token.
 struct TokenClaims: JWTPayload {
@@ -100,8 +101,30 @@ public final class TokenVerifier: Sendable {
         }
     }
 
+    /// Tokens verified recently: token → identity and its validity interval. A client sends the
+    /// same token many times; a hit skips parsing and the signature check, and `exp`/`nbf` are
+    /// still checked against the clock on every use. Bounded; emptied when full.
+    private let recent = Mutex<[String: (identity: Identity, notBefore: Date, expires: Date)]>([:])
+    static let recentCapacity = 10_000
+
     /// The identity in `token`, or a refusal saying why.
     func verify(_ token: String, now: Date = Date()) async throws(TokenRefusal) -> Identity {
+        if let hit = recent.withLock({ $0[token] }) {
+            guard hit.expires > now else { throw TokenRefusal(message: "the token has expired") }
+            guard hit.notBefore <= now else { throw TokenRefusal(message: "the token is not valid yet (nbf is in the future)") }
+            return hit.identity
+        }
+        let (identity, notBefore, expires) = try await verifyFully(token, now: now)
+        recent.withLock { recent in
+            if recent.count >= Self.recentCapacity { recent.removeAll(keepingCapacity: true) }
+            recent[token] = (identity, notBefore, expires)
+        }
+        return identity
+    }
+
+    /// Every check, from the token's bytes: the identity and the interval (leeway included) in
+    /// which the token is valid.
+    private func verifyFully(_ token: String, now: Date) async throws(TokenRefusal) -> (Identity, Date, Date) {
         let header = try Self.header(token)
         guard let alg = header["alg"] as? String, !alg.isEmpty, alg.lowercased() != "none" else {
             throw TokenRefusal(message: "unsigned tokens (alg none) are refused")
@@ -144,7 +167,8 @@ public final class TokenVerifier: Sendable {
         guard TenantStore.isValidID(tenant) else {
             throw TokenRefusal(message: "the token's tenant '\(tenant)' is not a valid tenant id (1 to 64 letters, digits, '-', '_', '.')")
         }
-        return Identity(userID: user, tenantID: tenant, roles: claims.roles ?? [])
+        let notBefore = claims.nbf.map { $0.value.addingTimeInterval(-leeway) } ?? .distantPast
+        return (Identity(userID: user, tenantID: tenant, roles: claims.roles ?? []), notBefore, claims.exp.value.addingTimeInterval(leeway))
     }
 
     /// The personal tenant id of `user`.
