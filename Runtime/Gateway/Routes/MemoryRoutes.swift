@@ -41,7 +41,7 @@ struct MemoryRoutes {
             experience: body.string("experience") ?? "", embedding: body.floats("embedding"))
         let stored = try await Self.mapping { try await memory.store([input], namespace: tenant.namespace) }
         guard let memory = stored.first else { throw GatewayError(.internalServerError, code: "INTERNAL", "the memory was not stored") }
-        return try JSONResponse.make(.created, Self.json(memory), context: context)
+        return try JSONResponse.encode(.created, MemoryBody(memory), context: context)
     }
 
     func search(_ request: Request, _ context: GatewayContext) async throws -> Response {
@@ -56,17 +56,13 @@ struct MemoryRoutes {
                     vector: body.floats("vector"), topK: body.int("topK") ?? 5)
             }
         }
-        var object: [String: Any] = [
-            "retriever": answer.retriever, "candidates": answer.candidates,
-            "hits": answer.hits.map { hit in
-                [
-                    "memory": Self.json(hit.memory), "similarity": hit.similarity, "rawSimilarity": hit.rawSimilarity,
-                    "utility": hit.utility, "score": hit.score, "explored": hit.explored,
-                ] as [String: Any]
-            },
-        ]
-        if let degraded = answer.degradedReason { object["degraded"] = degraded }
-        return try JSONResponse.make(.ok, object, context: context)
+        let hits = answer.hits.map {
+            SearchBody.Hit(
+                memory: MemoryBody($0.memory), similarity: $0.similarity, rawSimilarity: $0.rawSimilarity, utility: $0.utility, score: $0.score,
+                explored: $0.explored)
+        }
+        return try JSONResponse.encode(
+            .ok, SearchBody(retriever: answer.retriever, candidates: answer.candidates, degraded: answer.degradedReason, hits: hits), context: context)
     }
 
     func feedback(_ request: Request, _ context: GatewayContext) async throws -> Response {
@@ -85,10 +81,11 @@ struct MemoryRoutes {
                 try memory.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", memoryIDs: body.strings("memoryIds") ?? [], outcome: outcome)
             }
         }
-        let list: [[String: Any]] = results.map {
-            ["id": $0.id, "effect": $0.effect.rawValue, "reward": $0.reward, "previousUtility": $0.previousUtility, "utility": $0.utility, "outcomes": $0.outcomes]
+        let list = results.map {
+            FeedbackBody.Result(
+                id: $0.id, effect: $0.effect.rawValue, reward: $0.reward, previousUtility: $0.previousUtility, utility: $0.utility, outcomes: $0.outcomes)
         }
-        return try JSONResponse.make(.ok, ["results": list], context: context)
+        return try JSONResponse.encode(.ok, FeedbackBody(results: list), context: context)
     }
 
     func get(_ context: GatewayContext) async throws -> Response {
@@ -97,7 +94,7 @@ struct MemoryRoutes {
         let id = context.parameters.get("id") ?? ""
         let memory = self.memory
         guard let found = try await Blocking.run({ try memory.memory(id: id, namespace: tenant.namespace) }) else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
-        return try JSONResponse.make(.ok, Self.json(found), context: context)
+        return try JSONResponse.encode(.ok, MemoryBody(found), context: context)
     }
 
     func delete(_ context: GatewayContext) async throws -> Response {
@@ -121,14 +118,50 @@ struct MemoryRoutes {
             }
         }
     }
+}
 
-    static func json(_ memory: Memory) -> [String: Any] {
-        var object: [String: Any] = [
-            "id": memory.id, "session": memory.session, "intent": memory.intent, "experience": memory.experience,
-            "utility": memory.utility, "outcomes": memory.outcomes, "createdAt": memory.createdAt, "updatedAt": memory.updatedAt,
-            "hasEmbedding": memory.embedding != nil,
-        ]
-        if let lastUsed = memory.lastUsed { object["lastUsed"] = lastUsed }
-        return object
+/// The JSON of a memory (schema `Memory` in openapi.json).
+struct MemoryBody: Encodable {
+    var id, session, intent, experience: String
+    var utility: Double
+    var outcomes: Int
+    var lastUsed: Int64?
+    var createdAt, updatedAt: Int64
+    var hasEmbedding: Bool
+
+    init(_ memory: Memory) {
+        id = memory.id
+        session = memory.session
+        intent = memory.intent
+        experience = memory.experience
+        utility = memory.utility
+        outcomes = memory.outcomes
+        lastUsed = memory.lastUsed
+        createdAt = memory.createdAt
+        updatedAt = memory.updatedAt
+        hasEmbedding = memory.embedding != nil
     }
+}
+
+/// Schema `SearchResult`.
+struct SearchBody: Encodable {
+    struct Hit: Encodable {
+        var memory: MemoryBody
+        var similarity, rawSimilarity, utility, score: Double
+        var explored: Bool
+    }
+    var retriever: String
+    var candidates: Int
+    var degraded: String?
+    var hits: [Hit]
+}
+
+/// Schema `FeedbackResult`.
+struct FeedbackBody: Encodable {
+    struct Result: Encodable {
+        var id, effect: String
+        var reward, previousUtility, utility: Double
+        var outcomes: Int
+    }
+    var results: [Result]
 }
