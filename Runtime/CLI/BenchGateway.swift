@@ -49,14 +49,9 @@ struct BenchGateway: AsyncParsableCommand {
         #if DEBUG
         print("note: this is a debug build; run `swift build -c release` and .build/release/orion for meaningful figures")
         #endif
-        var config = try options.loadConfig()
-        var logger = options.makeLogger()
-        logger.logLevel = .error
-        let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
+        let (deployment, logger, scratch) = try options.benchDeployment()
+        var config = deployment
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        config.dataDirectory = scratch
-        config.workspaceBasePath = scratch + "/workspaces"
-        config.documentStorePath = scratch + "/documents.sqlite"
         config.plugins.watchIntervalSeconds = 0
         config.gateway.port = 0
         config.gateway.maxInFlight = 100_000
@@ -106,7 +101,7 @@ struct BenchGateway: AsyncParsableCommand {
         if try await status(client, "http://127.0.0.1:\(floorPort)/floor", token: nil) != 200 { swap(&floorPort, &chainPort) }
 
         let token = try await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256).sign(
-            MintedClaims(
+            TokenClaims(
                 sub: .init(value: "bench"), exp: .init(value: Date().addingTimeInterval(3600)), iss: .init(value: config.auth.issuer),
                 aud: .init(value: [config.auth.audience]), tenant: "bench", roles: ["member"]))
         var inputs: [MemoryInput] = []

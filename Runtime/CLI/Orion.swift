@@ -48,6 +48,19 @@ struct ConfigOptions: ParsableArguments {
         return (config, logger, PluginRuntime(config: config, logger: logger))
     }
 
+    /// For a bench: the configuration with its data (documents, workspaces) moved to a fresh
+    /// temporary directory, which the caller removes; and a logger that reports errors only.
+    func benchDeployment() throws -> (config: RuntimeConfig, logger: Logger, scratch: String) {
+        var config = try loadConfig()
+        var logger = makeLogger()
+        logger.logLevel = .error
+        let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
+        config.dataDirectory = scratch
+        config.workspaceBasePath = (scratch as NSString).appendingPathComponent("workspaces")
+        config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
+        return (config, logger, scratch)
+    }
+
     func makeLogger(label: String = "orion") -> Logger {
         let level = Logger.Level(rawValue: (logLevel ?? environment["ORION_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
         LoggingSystem.bootstrap { label in

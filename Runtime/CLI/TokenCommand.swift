@@ -26,21 +26,11 @@ struct TokenCommand: AsyncParsableCommand {
         guard let secret = try config.auth.hs256Secret ?? TokenVerifier.developmentSecret(config: config) else {
             throw ValidationError("this deployment verifies RS256/ES256 tokens from your identity provider; 'orion token' mints HS256 only (set auth.hs256Secret)")
         }
-        let claims = MintedClaims(
+        let claims = TokenClaims(
             sub: .init(value: user), exp: .init(value: Date().addingTimeInterval(TimeInterval(ttl))), iss: .init(value: config.auth.issuer),
             aud: .init(value: [config.auth.audience]), tenant: tenant,
             roles: roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         print(try await keys.sign(claims))
     }
-}
-
-struct MintedClaims: JWTPayload {
-    var sub: SubjectClaim
-    var exp: ExpirationClaim
-    var iss: IssuerClaim
-    var aud: AudienceClaim
-    var tenant: String
-    var roles: [String]
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OrionCore
 
 /// The gateway's own SQLite file (`<dataDirectory>/gateway.sqlite`): stored responses of
 /// idempotent POSTs, and one record per request for the analytics endpoint.
@@ -10,10 +11,7 @@ public final class GatewayStore: Sendable {
     let recordRetention: Double
 
     public init(path: String, idempotencyTTL: Double, recordRetention: Double = 30 * 86_400) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try SQLiteFile.pool(at: path)
         self.idempotencyTTL = idempotencyTTL
         self.recordRetention = recordRetention
         var migrator = DatabaseMigrator()

@@ -91,9 +91,9 @@ final class GatewayHarness: Sendable {
     /// A signed HS256 token; `edit` changes the claims.
     static func token(
         tenant: String? = "acme", user: String = "alice", roles: [String] = ["member"], secret: String = secret,
-        edit: (inout TestClaims) -> Void = { _ in }
+        edit: (inout TokenClaims) -> Void = { _ in }
     ) async throws -> String {
-        var claims = TestClaims(
+        var claims = TokenClaims(
             sub: .init(value: user), exp: .init(value: Date().addingTimeInterval(600)), nbf: nil, iss: .init(value: "orion"),
             aud: .init(value: ["orion-api"]), tenant: tenant, roles: roles)
         edit(&claims)
@@ -126,15 +126,4 @@ final class GatewayHarness: Sendable {
         for header in response.headers { headers[header.name.lowercased()] = header.value }
         return Reply(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView))
     }
-}
-
-struct TestClaims: JWTPayload {
-    var sub: SubjectClaim
-    var exp: ExpirationClaim
-    var nbf: NotBeforeClaim?
-    var iss: IssuerClaim?
-    var aud: AudienceClaim?
-    var tenant: String?
-    var roles: [String]?
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }

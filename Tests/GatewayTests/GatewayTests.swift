@@ -267,8 +267,8 @@ import Testing
         await h.stop()
     }
 
-    static func claims() -> TestClaims {
-        TestClaims(
+    static func claims() -> TokenClaims {
+        TokenClaims(
             sub: .init(value: "alice"), exp: .init(value: Date().addingTimeInterval(600)), nbf: nil, iss: .init(value: "orion"),
             aud: .init(value: ["orion-api"]), tenant: "acme", roles: ["member"])
     }

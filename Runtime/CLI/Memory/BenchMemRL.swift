@@ -24,13 +24,8 @@ struct BenchMemRL: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var config = try options.loadConfig()
-        var logger = options.makeLogger()
-        logger.logLevel = .error
-        let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
+        let (config, logger, scratch) = try options.benchDeployment()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        config.dataDirectory = scratch
-        config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
 
         var spec = try BenchRetrieval.deployment(for: retriever, in: config)
         spec.tiers = [TierSpec(name: "bench", requestsPerHour: 1, costCapUSD: 0, capabilities: ["retrieval": [retriever]])]

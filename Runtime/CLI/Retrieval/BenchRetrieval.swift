@@ -41,13 +41,8 @@ struct BenchRetrieval: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var config = try options.loadConfig()
-        var logger = options.makeLogger()
-        logger.logLevel = .error
-        let scratch = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-bench-\(UUID().uuidString)")
+        let (config, logger, scratch) = try options.benchDeployment()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        config.dataDirectory = scratch
-        config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
         if let synthetic {
             let bench = SyntheticBench(count: synthetic, queries: syntheticQueries, dimensions: dimensions, efSearch: efSearch)
             let result = try await bench.run(config: config, logger: logger)

@@ -71,10 +71,7 @@ public final class DocumentStore: Sendable {
     /// Opens (and migrates) the database at `path`, creating its directory.
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try SQLiteFile.pool(at: path)
         try Self.migrator.migrate(pool)
     }
 

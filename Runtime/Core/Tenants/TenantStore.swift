@@ -29,10 +29,7 @@ public final class TenantStore: Sendable {
     private let observers = Mutex<[@Sendable (String) -> Void]>([])
 
     public init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try SQLiteFile.pool(at: path)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("tenants-v1") { db in
             try db.execute(sql: """

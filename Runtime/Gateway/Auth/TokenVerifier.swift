@@ -5,18 +5,31 @@ import Logging
 import OrionCore
 import Synchronization
 
-/// The claims Orion reads from a bearer token.
-struct TokenClaims: JWTPayload {
-    var sub: SubjectClaim
-    var exp: ExpirationClaim
-    var nbf: NotBeforeClaim?
-    var iss: IssuerClaim?
-    var aud: AudienceClaim?
-    var tenant: String?
-    var roles: [String]?
+/// The claims Orion reads from a bearer token (and writes, in `orion token`).
+public struct TokenClaims: JWTPayload {
+    public var sub: SubjectClaim
+    public var exp: ExpirationClaim
+    public var nbf: NotBeforeClaim?
+    public var iss: IssuerClaim?
+    public var aud: AudienceClaim?
+    public var tenant: String?
+    public var roles: [String]?
+
+    public init(
+        sub: SubjectClaim, exp: ExpirationClaim, nbf: NotBeforeClaim? = nil, iss: IssuerClaim?, aud: AudienceClaim?, tenant: String?,
+        roles: [String]?
+    ) {
+        self.sub = sub
+        self.exp = exp
+        self.nbf = nbf
+        self.iss = iss
+        self.aud = aud
+        self.tenant = tenant
+        self.roles = roles
+    }
 
     // Expiry, not-before, issuer and audience are checked by TokenVerifier, with its leeway.
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
+    public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 /// Why a token was refused; the message goes into the 401 body and `WWW-Authenticate`.
