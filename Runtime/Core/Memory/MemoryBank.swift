@@ -68,6 +68,8 @@ public final class MemoryBank: Sendable {
     public let learns: Bool
     /// Whether phase A may use the tier's fusion (hybrid) retrievers.
     public let allowsFusion: Bool
+    /// The tier's `embeddings` engine: vectors for memories stored and intents searched as text.
+    public let embedder: Embedder
     /// A uniform draw in [0, 1) for ε-greedy exploration.
     let draw: Mutex<any RandomNumberGenerator & Sendable>
 
@@ -84,6 +86,7 @@ public final class MemoryBank: Sendable {
         self.policy = policy
         self.learns = learns
         self.allowsFusion = allowsFusion
+        self.embedder = Embedder(registry: documents.registry)
         self.draw = Mutex(random)
     }
 
@@ -96,8 +99,15 @@ public final class MemoryBank: Sendable {
 
     /// Stores (or replaces, by id) memories in `namespace`. A replaced memory keeps its utility
     /// and outcome count.
+    ///
+    /// With `tier`, a memory given without an embedding gets one from the tier's embeddings engine
+    /// (of its intent), when the tier maps one. If that engine fails, nothing is stored.
     @discardableResult
-    public func store(_ inputs: [MemoryInput], namespace: String) async throws -> [Memory] {
+    public func store(_ inputs: [MemoryInput], namespace: String, tier: String? = nil) async throws -> [Memory] {
+        var inputs = inputs
+        if let tier {
+            try await embedMissing(&inputs, tier: tier)
+        }
         var documentInputs: [DocumentInput] = []
         var experiences: [String: (session: String, experience: String)] = [:]
         for input in inputs {
@@ -143,6 +153,21 @@ public final class MemoryBank: Sendable {
             throw MemoryError(.invalidArgument, error.message)
         }
         return try memories(keys: stored.map(\.key), namespace: namespace)
+    }
+
+    /// Gives every input without an embedding the tier engine's vector of its intent.
+    func embedMissing(_ inputs: inout [MemoryInput], tier: String) async throws {
+        let missing = inputs.indices.filter { inputs[$0].embedding == nil }
+        guard !missing.isEmpty else { return }
+        let vectors: [[Float]]?
+        do {
+            vectors = try await embedder.embed(tier: tier, texts: missing.map { inputs[$0].intent })
+        } catch {
+            throw MemoryError(
+                error.isInvalidInput ? .invalidArgument : .unavailable, "\(error.message); nothing was stored, retry or send an embedding")
+        }
+        guard let vectors else { return }
+        for (index, vector) in zip(missing, vectors) { inputs[index].embedding = vector }
     }
 
     /// One memory of `namespace`, or nil.

@@ -29,6 +29,18 @@ public struct MemoryRetrieval: Sendable, Hashable {
     public var degradedReason: String?
 }
 
+/// The vector a retrieval searches with, if any, and why there is none when one was expected.
+public struct QueryVector: Sendable, Hashable {
+    public var vector: [Float]?
+    public var degradedReason: String?
+
+    /// This query's degraded reason and the search's, together; nil when neither has one.
+    public func degradedReason(with search: String?) -> String? {
+        let reasons = [degradedReason, search].compactMap { $0 }
+        return reasons.isEmpty ? nil : reasons.joined(separator: "; ")
+    }
+}
+
 extension MemoryBank {
     /// Two-phase retrieval of memories for `intent` in `namespace`.
     ///
@@ -64,6 +76,28 @@ extension MemoryBank {
             return MemoryRetrieval(hits: hits, retriever: id, candidates: answer.hits.count, degradedReason: answer.degradedReason)
         }
         throw MemoryError(.unavailable, "no retriever of tier '\(tier)' could search memories: \(lastError ?? "none is loaded")")
+    }
+
+    /// The query vector for a retrieval of `intent`: `given` when the caller sent one; else the
+    /// tier's embeddings engine's vector, when the tier maps one and the retriever that will
+    /// answer uses vectors (`retrieval.vector` or `retrieval.hybrid` in their manifests); else none. An engine
+    /// failure does not fail the search: it goes on by text, and `degradedReason` says why.
+    public func queryVector(tier: String, retriever: String? = nil, intent: String, given: [Float]? = nil) async -> QueryVector {
+        if let given { return QueryVector(vector: given, degradedReason: nil) }
+        guard embedder.isAvailable(tier: tier), !intent.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+            let ids = try? retrieverIDs(tier: tier, requested: retriever)
+        else { return QueryVector(vector: nil, degradedReason: nil) }
+        // The retriever that will answer: the one asked for, else the first loaded one.
+        let instances = documents.registry.snapshot.instances
+        guard let answering = ids.first(where: { instances[$0] != nil }) else { return QueryVector(vector: nil, degradedReason: nil) }
+        let capabilities = instances[answering]?.instance.image.info.manifest.capabilities ?? []
+        let usesVectors = capabilities.contains("retrieval.vector") || capabilities.contains("retrieval.hybrid")
+        guard usesVectors else { return QueryVector(vector: nil, degradedReason: nil) }
+        do {
+            return QueryVector(vector: try await embedder.embed(tier: tier, texts: [intent])?.first, degradedReason: nil)
+        } catch {
+            return QueryVector(vector: nil, degradedReason: "the query was not embedded (\(error.message)); searched by text only")
+        }
     }
 
     /// The retriever instances phase A may use, in order.

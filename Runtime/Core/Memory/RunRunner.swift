@@ -118,11 +118,12 @@ public final class RunRunner: Sendable {
         let id = request.id ?? UUID().uuidString.lowercased()
         guard !id.isEmpty else { throw MemoryError(.invalidArgument, "a run id must not be empty") }
         var retrieval: MemoryRetrieval?
-        var degraded: String?
+        let query = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector)
+        var degraded = query.degradedReason
         do {
             retrieval = try memory.retrieve(
-                namespace: request.namespace, tier: request.tier, intent: request.intent, vector: request.vector, topK: request.topK)
-            degraded = retrieval?.degradedReason
+                namespace: request.namespace, tier: request.tier, intent: request.intent, vector: query.vector, topK: request.topK)
+            degraded = query.degradedReason(with: retrieval?.degradedReason)
         } catch let error as MemoryError where error.code == .unavailable {
             // Memory is an aid: a run goes on without it, and its record says why.
             degraded = error.message
@@ -177,8 +178,8 @@ public final class RunRunner: Sendable {
             // is reported on the record, not as a failure of the run.
             do {
                 let stored = try await memory.store(
-                    [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: request.vector)],
-                    namespace: request.namespace)
+                    [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: query.vector)],
+                    namespace: request.namespace, tier: request.tier)
                 if let newID = stored.first?.id {
                     try await pool.write { db in try db.execute(sql: "UPDATE runs SET new_memory = ? WHERE id = ?", arguments: [newID, id]) }
                 }

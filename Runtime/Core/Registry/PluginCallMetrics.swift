@@ -21,6 +21,21 @@ public enum PluginCallMetrics {
         }
     }
 
+    /// ``measure(instance:operation:factory:_:)`` for an asynchronous call.
+    public static func measure<T>(
+        instance: String, operation: String, factory: any MetricsFactory = MetricsSystem.factory, _ body: () async throws -> T
+    ) async rethrows -> T {
+        let started = ContinuousClock.now
+        do {
+            let result = try await body()
+            record(instance: instance, operation: operation, outcome: "ok", since: started, factory: factory)
+            return result
+        } catch {
+            record(instance: instance, operation: operation, outcome: "error", since: started, factory: factory)
+            throw error
+        }
+    }
+
     @usableFromInline
     static func record(instance: String, operation: String, outcome: String, since started: ContinuousClock.Instant, factory: any MetricsFactory) {
         let elapsed = ContinuousClock.now - started

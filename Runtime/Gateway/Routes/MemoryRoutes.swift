@@ -39,7 +39,7 @@ struct MemoryRoutes {
         let input = MemoryInput(
             id: body.string("id"), session: body.string("session") ?? "default", intent: body.string("intent") ?? "",
             experience: body.string("experience") ?? "", embedding: body.floats("embedding"))
-        let stored = try await Self.mapping { try await memory.store([input], namespace: tenant.namespace) }
+        let stored = try await Self.mapping { try await memory.store([input], namespace: tenant.namespace, tier: tenant.tier.name) }
         guard let memory = stored.first else { throw GatewayError(.internalServerError, code: "INTERNAL", "the memory was not stored") }
         return try JSONResponse.encode(.created, MemoryBody(memory), context: context)
     }
@@ -49,11 +49,14 @@ struct MemoryRoutes {
         let tenant = try context.requireTenant()
         let body = try await Self.searchSchema.parse(request)
         let memory = self.memory
+        let intent = body.string("intent") ?? ""
+        // Without a vector, the tier's embeddings engine makes one (when its retrievers use vectors).
+        let query = await memory.queryVector(tier: tenant.tier.name, retriever: body.string("retriever"), intent: intent, given: body.floats("vector"))
         let answer = try await Self.mapping {
             try await Blocking.run {
                 try memory.retrieve(
-                namespace: tenant.namespace, tier: tenant.tier.name, retriever: body.string("retriever"), intent: body.string("intent") ?? "",
-                    vector: body.floats("vector"), topK: body.int("topK") ?? 5)
+                    namespace: tenant.namespace, tier: tenant.tier.name, retriever: body.string("retriever"), intent: intent,
+                    vector: query.vector, topK: body.int("topK") ?? 5)
             }
         }
         let hits = answer.hits.map {
@@ -62,7 +65,9 @@ struct MemoryRoutes {
                 explored: $0.explored)
         }
         return try JSONResponse.encode(
-            .ok, SearchBody(retriever: answer.retriever, candidates: answer.candidates, degraded: answer.degradedReason, hits: hits), context: context)
+            .ok, SearchBody(
+                retriever: answer.retriever, candidates: answer.candidates, degraded: query.degradedReason(with: answer.degradedReason),
+                embedded: query.vector != nil && body.floats("vector") == nil, hits: hits), context: context)
     }
 
     func feedback(_ request: Request, _ context: GatewayContext) async throws -> Response {
@@ -153,6 +158,8 @@ struct SearchBody: Encodable {
     var retriever: String
     var candidates: Int
     var degraded: String?
+    /// True when the tier's embeddings engine made the query vector.
+    var embedded: Bool
     var hits: [Hit]
 }
 

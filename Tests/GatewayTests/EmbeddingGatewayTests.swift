@@ -1,0 +1,63 @@
+import Foundation
+import NIOHTTP1
+import OrionTestSupport
+import Testing
+
+/// Text in, vectors out: memories stored and searched as text over HTTP get their vectors from the
+/// tier's embeddings engine (embed-local on the real model), and hybrid search finds by meaning.
+@Suite struct EmbeddingGatewayTests {
+    static let memories = [
+        ("m-password", "reset a forgotten password"),
+        ("m-bread", "bake sourdough bread at home"),
+        ("m-tls", "renew the TLS certificate of the web server"),
+    ]
+
+    @Test func textInHybridSearchFindsMemoriesByMeaning() async throws {
+        let h = try await GatewayHarness.start(embeddings: .local)
+        let token = try await GatewayHarness.token()
+        for (id, intent) in Self.memories {
+            let stored = try await h.send(.POST, "/api/memory", token: token, json: ["id": id, "intent": intent, "experience": "worked"])
+            #expect(stored.status == 201, "\(String(decoding: stored.body, as: UTF8.self))")
+            #expect(stored.json["hasEmbedding"] as? Bool == true, "the engine embedded the intent")
+        }
+        // No word of this query is in any memory: only the vector side can find the password one.
+        let query = "I lost my passphrase and cannot sign in"
+        let found = try await h.send(.POST, "/api/memory/search", token: token, json: ["intent": query, "topK": 3])
+        #expect(found.status == 200, "\(String(decoding: found.body, as: UTF8.self))")
+        #expect(found.json["retriever"] as? String == "hybrid")
+        #expect(found.json["embedded"] as? Bool == true)
+        #expect(found.json["degraded"] == nil, "\(found.json["degraded"] ?? "")")
+        let hits = try #require(found.json["hits"] as? [[String: Any]])
+        let first = try #require(hits.first?["memory"] as? [String: Any])
+        #expect(first["id"] as? String == "m-password", "\(hits)")
+
+        let textOnly = try await h.send(.POST, "/api/memory/search", token: token, json: ["intent": query, "retriever": "fts"])
+        #expect(textOnly.status == 200)
+        #expect((textOnly.json["hits"] as? [Any])?.isEmpty == true, "full text alone finds nothing for this query")
+        #expect(textOnly.json["embedded"] as? Bool == false, "a text-only retriever needs no query vector")
+        await h.stop()
+    }
+
+    @Test func aFailingEngineRefusesTextOnlyStoresAndSearchGoesOnByText() async throws {
+        let h = try await GatewayHarness.start(embeddings: .broken)
+        let token = try await GatewayHarness.token()
+        let refused = try await h.send(.POST, "/api/memory", token: token, json: ["id": "m1", "intent": "reset a password", "experience": "worked"])
+        #expect(refused.status == 503)
+        #expect((refused.json["message"] as? String)?.contains("embed") == true, "\(refused.json)")
+        #expect(try await h.send(.GET, "/api/memory/m1", token: token).status == 404, "nothing was stored")
+
+        // A caller-supplied vector needs no engine.
+        let vector = (0..<384).map { Double($0 % 7) / 7 }
+        let stored = try await h.send(
+            .POST, "/api/memory", token: token, json: ["id": "m2", "intent": "reset a password", "experience": "worked", "embedding": vector])
+        #expect(stored.status == 201)
+
+        let searched = try await h.send(.POST, "/api/memory/search", token: token, json: ["intent": "reset password"])
+        #expect(searched.status == 200)
+        #expect(searched.json["embedded"] as? Bool == false)
+        #expect((searched.json["degraded"] as? String)?.contains("not embedded") == true, "\(searched.json)")
+        let hits = try #require(searched.json["hits"] as? [[String: Any]])
+        #expect((hits.first?["memory"] as? [String: Any])?["id"] as? String == "m2", "found by its text")
+        await h.stop()
+    }
+}
