@@ -193,6 +193,7 @@ let package = Package(
             name: "OrionCLI",
             dependencies: [
                 "OrionCore", "OrionGateway", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
+                "OrionWordPiece",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

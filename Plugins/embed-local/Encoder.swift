@@ -48,20 +48,31 @@ final class Encoder: @unchecked Sendable {
 
     deinit { orion_ort_session_close(session) }
 
-    /// Vectors for token-id rows, in the rows' order, `dimensions` floats each. Rows are batched
-    /// by length (at most `maxBatch` per inference) so little padding is computed.
+    /// Vectors for token-id rows, in the rows' order, `dimensions` floats each. Rows are sorted by
+    /// length and batched (at most `maxBatch` per inference) so that padding stays under a fifth of
+    /// the tokens computed: a batch padded to its longest row costs as if every row were that long.
     func embed(_ rows: [[Int32]], maxBatch: Int) throws(EmbedError) -> [Float] {
         let order = rows.indices.sorted { rows[$0].count < rows[$1].count }
         var out: [Float] = []
         var width = dimensions
-        for start in stride(from: 0, to: order.count, by: maxBatch) {
-            let chunk = Array(order[start..<min(start + maxBatch, order.count)])
+        var start = 0
+        while start < order.count {
+            // Grow the batch while its padded size stays within 1.25 × its real tokens.
+            var end = start + 1, tokens = rows[order[start]].count
+            while end < order.count, end - start < maxBatch {
+                let longest = rows[order[end]].count
+                guard (end - start + 1) * longest * 4 <= (tokens + longest) * 5 else { break }
+                tokens += longest
+                end += 1
+            }
+            let chunk = Array(order[start..<end])
             let pooled = try run(chunk.map { rows[$0] })
             if width == 0 { width = pooled.count / chunk.count }
             if out.isEmpty { out = [Float](repeating: 0, count: rows.count * width) }
             for (k, row) in chunk.enumerated() {
                 for d in 0..<width { out[row * width + d] = pooled[k * width + d] }
             }
+            start = end
         }
         return out
     }

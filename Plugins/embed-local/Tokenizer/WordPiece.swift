@@ -121,8 +121,21 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Clean, strip accents, lower-case. White space comes out as " ".
     public static func normalise(_ text: String) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(text.utf8.count)
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            // ASCII: no accents to strip, and case and class are plain byte ranges.
+            for byte in text.utf8 {
+                switch byte {
+                case 0x09...0x0D, 0x20: out.append(" ")
+                case 0x00...0x1F, 0x7F: continue  // controls
+                case 0x41...0x5A: out.append(Unicode.Scalar(byte | 0x20))
+                default: out.append(Unicode.Scalar(byte))
+                }
+            }
+            return out
+        }
         var cleaned = String.UnicodeScalarView()
-        var ascii = true
         for scalar in text.unicodeScalars {
             if scalar == "\0" || scalar == "\u{FFFD}" { continue }
             if isWhitespace(scalar) {
@@ -130,16 +143,7 @@ public struct WordPieceTokenizer: Sendable {
                 continue
             }
             if isOther(scalar) { continue }
-            if !scalar.isASCII { ascii = false }
             cleaned.append(scalar)
-        }
-        var out: [Unicode.Scalar] = []
-        out.reserveCapacity(cleaned.count)
-        if ascii {
-            for scalar in cleaned {
-                out.append(scalar.properties.isUppercase ? Unicode.Scalar(scalar.value | 0x20)! : scalar)
-            }
-            return out
         }
         let decomposed = String(cleaned).decomposedStringWithCanonicalMapping
         for scalar in decomposed.unicodeScalars where scalar.properties.generalCategory != .nonspacingMark {

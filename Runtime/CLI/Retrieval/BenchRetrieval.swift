@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OrionCore
 import OrionPluginHost
+import OrionPluginSDK
 
 /// `orion bench retrieval DIR --retriever ID`: quality and speed of one retriever instance from
 /// plugins.d on a BEIR-format folder.
@@ -25,6 +26,8 @@ struct BenchRetrieval: AsyncParsableCommand {
     @Option(help: "With --synthetic: dimensions of the random vectors.") var dimensions = 384
     @Option(help: "With --synthetic: efSearch for 'hnsw' instead of its plugins.d value (random vectors need far more than text embeddings).")
     var efSearch: Int?
+    @Flag(help: "Also run the queries embedded by the default tier's embeddings engine (instead of queries.f32) and report both nDCG@10.")
+    var embed = false
     @Flag(help: "End with one JSON object.") var json = false
     @OptionGroup var options: ConfigOptions
 
@@ -37,6 +40,7 @@ struct BenchRetrieval: AsyncParsableCommand {
             guard directory != nil else { throw ValidationError("give a BEIR-format folder, or --synthetic N") }
             guard retriever != nil else { throw ValidationError("give --retriever ID (an instance id from plugins.d)") }
         }
+        if embed, synthetic != nil { throw ValidationError("--embed needs a folder with query texts, not --synthetic") }
         if let efSearch, efSearch < 1 { throw ValidationError("--ef-search must be at least 1") }
     }
 
@@ -70,8 +74,9 @@ struct BenchRetrieval: AsyncParsableCommand {
         progress.update(dataset.documents.count, force: true)
         progress.finish()
 
-        // The instance under test and its sources, built from the store.
-        let spec = try Self.deployment(for: retriever, in: config)
+        // The instance under test and its sources, built from the store (and the embeddings engine).
+        var spec = try Self.deployment(for: retriever, in: config)
+        let engineID = embed ? try Self.addEmbeddingsEngine(to: &spec, config: config) : nil
         let runtime = PluginRuntime(config: config, logger: logger)
         let index = DocumentIndex(store: store, registry: runtime.registry, logger: logger)
         await runtime.addPreparer(index)
@@ -98,6 +103,41 @@ struct BenchRetrieval: AsyncParsableCommand {
             }
         })
 
+        let (ndcg, recall, judged) = Self.quality(dataset, rankings)
+        var embedded: EmbeddedRun?
+        if let engineID {
+            embedded = try await Self.embeddedRun(dataset, engineID: engineID, registry: runtime.registry) { vectors in
+                try zip(dataset.queries, vectors).map { query, vector in
+                    try index.ranking(instanceID: retriever, namespace: namespace, text: query.text, vector: vector, topK: 100).ids
+                }
+            }
+        }
+        let rss = Self.residentMegabytes()
+        print("retriever \(retriever): \(dataset.documents.count) documents, \(judged) judged queries")
+        print(String(format: "  nDCG@10      %.4f%@", ndcg, embedded == nil ? "" : " (shipped query vectors)"))
+        if let embedded {
+            print(String(
+                format: "  nDCG@10      %.4f (queries embedded by '%@': Δ %+.4f; cosine to the shipped vectors ≥ %.6f; %.0f queries/s embedded)",
+                embedded.ndcg, engineID ?? "", embedded.ndcg - ndcg, embedded.minCosine, embedded.queriesPerSecond))
+        }
+        print(String(format: "  Recall@100   %.4f", recall))
+        print(String(format: "  queries/s    %.1f (one thread, warm; retriever alone %.1f)", qps, retrieverQPS))
+        print(String(format: "  build        %.2f s", buildSeconds))
+        print(String(format: "  resident     %.0f MB", rss))
+        if json {
+            var object: [String: Double] = ["ndcg_at_10": ndcg, "recall_at_100": recall, "qps": qps, "build_seconds": buildSeconds, "rss_mb": rss]
+            if let embedded {
+                object["ndcg_at_10_embedded"] = embedded.ndcg
+                object["ndcg_delta_embedded"] = embedded.ndcg - ndcg
+                object["embed_min_cosine"] = embedded.minCosine
+            }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        await runtime.shutdown()
+    }
+
+    /// Mean nDCG@10 and Recall@100 of `rankings` over the judged queries.
+    static func quality(_ dataset: Dataset, _ rankings: [[String]]) -> (ndcg: Double, recall: Double, judged: Int) {
         var ndcg = 0.0, recall = 0.0, judged = 0
         for (query, ranking) in zip(dataset.queries, rankings) {
             guard let relevance = dataset.qrels[query.id] else { continue }
@@ -105,20 +145,52 @@ struct BenchRetrieval: AsyncParsableCommand {
             ndcg += RetrievalMetrics.ndcg(ranking: ranking, relevance: relevance, k: 10)
             recall += RetrievalMetrics.recall(ranking: ranking, relevance: relevance, k: 100)
         }
-        ndcg /= Double(max(judged, 1))
-        recall /= Double(max(judged, 1))
-        let rss = Self.residentMegabytes()
-        print("retriever \(retriever): \(dataset.documents.count) documents, \(judged) judged queries")
-        print(String(format: "  nDCG@10      %.4f", ndcg))
-        print(String(format: "  Recall@100   %.4f", recall))
-        print(String(format: "  queries/s    %.1f (one thread, warm; retriever alone %.1f)", qps, retrieverQPS))
-        print(String(format: "  build        %.2f s", buildSeconds))
-        print(String(format: "  resident     %.0f MB", rss))
-        if json {
-            let object: [String: Double] = ["ndcg_at_10": ndcg, "recall_at_100": recall, "qps": qps, "build_seconds": buildSeconds, "rss_mb": rss]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        return (ndcg / Double(max(judged, 1)), recall / Double(max(judged, 1)), judged)
+    }
+
+    /// The pass with queries embedded by an engine instead of the shipped vectors.
+    struct EmbeddedRun {
+        var ndcg: Double
+        var minCosine: Double
+        var queriesPerSecond: Double
+    }
+
+    /// Embeds every query text with engine `engineID` (batches of 32), ranks with those vectors,
+    /// and compares them with the shipped ones.
+    static func embeddedRun(
+        _ dataset: Dataset, engineID: String, registry: Registry, rank: ([[Float]]) throws -> [[String]]
+    ) async throws -> EmbeddedRun {
+        let lease = try registry.lease(kind: .engine, id: engineID)
+        defer { lease.release() }
+        guard let engine = lease.engine else { throw ValidationError("instance '\(engineID)' is not an engine") }
+        var vectors: [[Float]] = []
+        let started = ContinuousClock.now
+        for start in stride(from: 0, to: dataset.queries.count, by: 32) {
+            let texts = dataset.queries[start..<min(start + 32, dataset.queries.count)].map(\.text)
+            vectors += try await engine.embed(model: "", texts: texts).rows
         }
-        await runtime.shutdown()
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        var minCosine = 1.0
+        for (query, vector) in zip(dataset.queries, vectors) {
+            guard let shipped = query.vector else { continue }
+            guard shipped.count == vector.count else {
+                throw ValidationError("the engine makes \(vector.count)-dimensional vectors, the folder's are \(shipped.count)-dimensional")
+            }
+            minCosine = min(minCosine, zip(shipped, vector).reduce(0) { $0 + Double($1.0) * Double($1.1) })
+        }
+        let (ndcg, _, _) = quality(dataset, try rank(vectors))
+        return EmbeddedRun(ndcg: ndcg, minCosine: minCosine, queriesPerSecond: Double(vectors.count) / max(seconds, 1e-9))
+    }
+
+    /// Adds the instance the default tier maps to `embeddings` (from plugins.d) to `spec`.
+    static func addEmbeddingsEngine(to spec: inout DeploymentSpec, config: RuntimeConfig) throws -> String {
+        let full = try DeploymentSpec.load(directory: config.plugins.directory)
+        let tier = full.tiers.first { $0.name == config.plugins.defaultTier }
+        guard let id = tier?.capabilities[Embedder.capability]?.first, let instance = full.instances.first(where: { $0.id == id }) else {
+            throw ValidationError("tier '\(config.plugins.defaultTier)' in \(config.plugins.directory) maps no instance to 'embeddings'")
+        }
+        if !spec.instances.contains(where: { $0.id == id }) { spec.instances.append(instance) }
+        return id
     }
 
     /// The instance `id` from plugins.d plus, for a fusing retriever, the instances its `sources`

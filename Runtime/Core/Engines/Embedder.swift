@@ -55,7 +55,7 @@ public struct Embedder: Sendable {
                     failures.append("engine '\(id)' returned \(result.count) vectors for \(texts.count) texts")
                     continue
                 }
-                return (0..<result.count).map { Array(result.vectors[$0 * result.dimensions..<($0 + 1) * result.dimensions]) }
+                return result.rows
             } catch {
                 let plugin = error as? PluginError
                 if plugin?.code == .invalidArgument {
