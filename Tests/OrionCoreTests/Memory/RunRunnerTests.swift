@@ -36,6 +36,29 @@ struct ActFailed: Error {}
         await h.stop()
     }
 
+    @Test func aRunWithoutAVectorRetrievesByMeaningAndStoresItsExperienceEmbedded() async throws {
+        let h = try await MemoryHarness.start(embeddings: true)
+        let stored = try await h.memory.store(
+            [
+                MemoryInput(id: "password", session: "s", intent: "reset a forgotten password", experience: "used the reset link"),
+                MemoryInput(id: "bread", session: "s", intent: "bake sourdough bread", experience: "fed the starter"),
+            ],
+            namespace: "tenant_a", tier: "free")
+        #expect(stored.allSatisfy { $0.embedding?.count == 384 }, "the tier's engine embedded each intent")
+        // No word in common with either memory: only the engine-made query vector finds it.
+        let record = try await h.runs.run(
+            RunRequest(namespace: "tenant_a", tier: "free", session: "s1", intent: "I lost my passphrase and cannot sign in", topK: 1)
+        ) { context in
+            #expect(context.memories.map(\.memory.id) == ["password"])
+            return RunConclusion(outcome: .success, newExperience: "sent a reset link by mail")
+        }
+        #expect(record.degradedReason == nil, "\(record.degradedReason ?? "")")
+        let newID = try #require(record.newMemoryID)
+        let learned = try #require(try h.memory.memory(id: newID, namespace: "tenant_a"))
+        #expect(learned.embedding?.count == 384, "the new experience was stored with the query's vector")
+        await h.stop()
+    }
+
     @Test func onlyTheMemoriesARunUsedLearn() async throws {
         let h = try await MemoryHarness.start()
         try await h.memory.store(Self.seed, namespace: "tenant_a")
