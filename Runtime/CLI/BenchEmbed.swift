@@ -36,20 +36,20 @@ struct BenchEmbed: AsyncParsableCommand {
         let (config, _, scratch) = try options.benchDeployment()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let inputs = try Self.loadTexts(texts, count: count)
-        let spec = try Self.engineSpec(id: instance, config: config)
-        let path = try PluginLocator(configured: config.plugins.searchPaths).locate(spec.plugin)
-        let image = try PluginImage(path: path)
-        let host = ConformanceLikeHost()
+        guard let spec = try StandaloneEmbedder.spec(id: instance, tier: config.plugins.defaultTier, config: config) else {
+            throw ValidationError(
+                "no embeddings engine: give --instance ID, or map 'embeddings' in tier '\(config.plugins.defaultTier)' of \(config.plugins.directory)")
+        }
 
         var figures: [String: Double] = [:]
         var rows: [(label: String, orion: Double, python: Double?)] = []
         let baseline = noBaseline ? nil : try? Self.baselineInputs(spec: spec, texts: inputs, scratch: scratch)
         for threads in [1, 2] {
-            let settings = BenchRetrieval.detached(spec, overrides: ["threads": .number(Double(threads)), "concurrency": .number(1)]).config
             let started = ContinuousClock.now
-            let instance = try PluginInstance(image: image, config: try JSONEncoder().encode(settings), services: host)
+            let embedder = try StandaloneEmbedder(
+                spec: spec, config: config, overrides: ["threads": .number(Double(threads)), "concurrency": .number(1)])
             if threads == 1 { figures["load_s"] = BenchRetrieval.seconds(ContinuousClock.now - started) }
-            guard let engine = instance.engine else { throw ValidationError("instance '\(spec.id)' is not an engine") }
+            let engine = embedder.engine
             var python: [String: Double] = [:]
             if let baseline {
                 do {
@@ -72,7 +72,7 @@ struct BenchEmbed: AsyncParsableCommand {
                 if let reference = python[String(batch)] { figures["python_eps_batch\(batch)_t\(threads)"] = reference }
                 rows.append(("batch \(batch), \(threads) thread\(threads == 1 ? "" : "s")", eps, python[String(batch)]))
             }
-            withExtendedLifetime(instance) {}
+            withExtendedLifetime(embedder) {}
         }
         figures["rss_mb"] = BenchRetrieval.residentMegabytes()
 
@@ -104,17 +104,6 @@ struct BenchEmbed: AsyncParsableCommand {
         }
         guard !texts.isEmpty else { throw ValidationError("'\(path)' has no texts") }
         return texts
-    }
-
-    /// The engine instance: `id`, else the one the default tier maps to `embeddings`.
-    static func engineSpec(id: String?, config: RuntimeConfig) throws -> InstanceSpec {
-        let deployment = try DeploymentSpec.load(directory: config.plugins.directory)
-        let wanted = id ?? deployment.tiers.first { $0.name == config.plugins.defaultTier }?.capabilities[Embedder.capability]?.first
-        guard let wanted, let spec = deployment.instances.first(where: { $0.id == wanted }) else {
-            throw ValidationError(
-                "no embeddings engine: give --instance ID, or map 'embeddings' in tier '\(config.plugins.defaultTier)' of \(config.plugins.directory)")
-        }
-        return spec
     }
 
     struct Baseline {

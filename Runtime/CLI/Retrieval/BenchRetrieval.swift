@@ -184,13 +184,11 @@ struct BenchRetrieval: AsyncParsableCommand {
 
     /// Adds the instance the default tier maps to `embeddings` (from plugins.d) to `spec`.
     static func addEmbeddingsEngine(to spec: inout DeploymentSpec, config: RuntimeConfig) throws -> String {
-        let full = try DeploymentSpec.load(directory: config.plugins.directory)
-        let tier = full.tiers.first { $0.name == config.plugins.defaultTier }
-        guard let id = tier?.capabilities[Embedder.capability]?.first, let instance = full.instances.first(where: { $0.id == id }) else {
+        guard let instance = try StandaloneEmbedder.spec(tier: config.plugins.defaultTier, config: config) else {
             throw ValidationError("tier '\(config.plugins.defaultTier)' in \(config.plugins.directory) maps no instance to 'embeddings'")
         }
-        if !spec.instances.contains(where: { $0.id == id }) { spec.instances.append(instance) }
-        return id
+        if !spec.instances.contains(where: { $0.id == instance.id }) { spec.instances.append(instance) }
+        return instance.id
     }
 
     /// The instance `id` from plugins.d plus, for a fusing retriever, the instances its `sources`

@@ -7,8 +7,10 @@ import OrionPluginSDK
 /// `orion ingest FILE.jsonl [--vectors FILE.f32] --tenant T`: documents into the document store.
 ///
 /// Each line is `{"_id", "title", "text", "metadata"}` (BEIR's corpus format). With `--vectors`,
-/// row i of the float32 file is the embedding of line i. A running server picks the documents up
-/// on its next reload (`kill -HUP`), when its retrievers catch up with the store.
+/// row i of the float32 file is the embedding of line i; without it, the engine `--tier` maps to
+/// `embeddings` embeds each document's text fields (joined by a space), unless `--no-embed`.
+/// A running server picks the documents up on its next reload (`kill -HUP`), when its retrievers
+/// catch up with the store.
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Store documents from a JSONL file for a tenant.")
 
@@ -16,11 +18,15 @@ struct Ingest: AsyncParsableCommand {
     @Option(help: "Little-endian float32 embeddings, one row per line of FILE.") var vectors: String?
     @Option(help: "The tenant whose namespace receives the documents.") var tenant: String
     @Option(help: "Documents per transaction.") var batch = 500
+    @Option(help: "The tier whose embeddings engine embeds documents given without --vectors (default: plugins.defaultTier).")
+    var tier: String?
+    @Flag(help: "Store documents without vectors when no --vectors file is given.") var noEmbed = false
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
         let config = try options.loadConfig()
         var documents = try Dataset.readDocuments(file)
+        var embeddedBy: String?
         if let vectors {
             let size = (try FileManager.default.attributesOfItem(atPath: vectors)[.size] as? NSNumber)?.intValue ?? 0
             guard !documents.isEmpty, size % (4 * documents.count) == 0 else {
@@ -28,6 +34,14 @@ struct Ingest: AsyncParsableCommand {
             }
             let rows = try Dataset.readVectors(vectors, dimensions: size / 4 / documents.count, rows: documents.count) ?? []
             for i in documents.indices { documents[i].embedding = rows[i] }
+        } else if !noEmbed, let spec = try StandaloneEmbedder.spec(tier: tier ?? config.plugins.defaultTier, config: config) {
+            let embedder = try StandaloneEmbedder(spec: spec, config: config)
+            var progress = Progress(total: documents.count, label: "embed")
+            let texts = documents.map { $0.fields.map(\.value).joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines) }
+            let rows = try await embedder.embed(texts) { progress.update($0) }
+            progress.finish()
+            for i in documents.indices { documents[i].embedding = rows[i] }
+            embeddedBy = spec.id
         }
         let store = try DocumentStore(path: config.resolvedDocumentStorePath)
         let namespace = Namespace.forTenant(tenant)
@@ -40,7 +54,8 @@ struct Ingest: AsyncParsableCommand {
         progress.update(documents.count, force: true)
         progress.finish()
         let seconds = Date().timeIntervalSince(progress.start)
-        print("stored \(documents.count) documents for tenant '\(tenant)' (namespace \(namespace)) in \(String(format: "%.2f", seconds)) s, \(vectors == nil ? "without" : "with") vectors")
+        let how = vectors != nil ? "with vectors from \(vectors!)" : embeddedBy.map { "embedded by '\($0)'" } ?? "without vectors"
+        print("stored \(documents.count) documents for tenant '\(tenant)' (namespace \(namespace)) in \(String(format: "%.2f", seconds)) s, \(how)")
         print("store: \(store.path), \(try store.count()) documents in all, revision \(try store.revision())")
     }
 }
@@ -54,6 +69,9 @@ struct Search: AsyncParsableCommand {
     @Option(help: "A retriever instance id from plugins.d (e.g. fts, vector, hybrid).") var retriever: String
     @Option(name: .customLong("top-k"), help: "Results to show.") var topK = 10
     @Option(help: "Metadata equality filter key=value; repeat for more.") var filter: [String] = []
+    @Option(help: "The tier whose embeddings engine embeds the query for a vector or hybrid retriever (default: plugins.defaultTier).")
+    var tier: String?
+    @Flag(help: "Search by text only, even with a vector or hybrid retriever.") var noEmbed = false
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
@@ -67,7 +85,12 @@ struct Search: AsyncParsableCommand {
             guard parts.count == 2 else { throw ValidationError("--filter takes key=value, got '\(item)'") }
             filters[parts[0]] = parts[1]
         }
-        let answer = try index.search(instanceID: retriever, namespace: Namespace.forTenant(tenant), text: text, topK: topK, filters: filters)
+        var vector: [Float]?
+        if !noEmbed, index.usesQueryVector(instanceID: retriever) {
+            vector = try await Embedder(registry: runtime.registry).embed(tier: tier ?? config.plugins.defaultTier, texts: [text])?.first
+        }
+        let answer = try index.search(
+            instanceID: retriever, namespace: Namespace.forTenant(tenant), text: text, vector: vector, topK: topK, filters: filters)
         if let reason = answer.degradedReason { print("degraded: \(reason)") }
         for (rank, hit) in answer.hits.enumerated() {
             let title = hit.document.fields.first { $0.name == "title" }?.value ?? hit.document.fields.first?.value ?? ""

@@ -1,4 +1,5 @@
 import Logging
+import OrionPluginHost
 import OrionPluginSDK
 
 /// One search result, hydrated from the store.
@@ -27,6 +28,13 @@ public struct SearchError: Error, Sendable, CustomStringConvertible {
 }
 
 extension DocumentIndex {
+    /// True when the loaded retriever `instanceID` searches with a query vector: its manifest
+    /// lists `retrieval.vector` or `retrieval.hybrid`.
+    public nonisolated func usesQueryVector(instanceID: String) -> Bool {
+        let capabilities = registry.snapshot.instances[instanceID]?.instance.image.info.manifest.capabilities ?? []
+        return capabilities.contains("retrieval.vector") || capabilities.contains("retrieval.hybrid")
+    }
+
     /// Searches `namespace` with retriever instance `instanceID` and hydrates the hits from the
     /// store. Tenancy is enforced twice: the retriever searches one namespace, and only documents
     /// of that namespace are hydrated — an id from anywhere else is dropped.

@@ -90,9 +90,7 @@ extension MemoryBank {
         // The retriever that will answer: the one asked for, else the first loaded one.
         let instances = documents.registry.snapshot.instances
         guard let answering = ids.first(where: { instances[$0] != nil }) else { return QueryVector(vector: nil, degradedReason: nil) }
-        let capabilities = instances[answering]?.instance.image.info.manifest.capabilities ?? []
-        let usesVectors = capabilities.contains("retrieval.vector") || capabilities.contains("retrieval.hybrid")
-        guard usesVectors else { return QueryVector(vector: nil, degradedReason: nil) }
+        guard documents.usesQueryVector(instanceID: answering) else { return QueryVector(vector: nil, degradedReason: nil) }
         do {
             return QueryVector(vector: try await embedder.embed(tier: tier, texts: [intent])?.first, degradedReason: nil)
         } catch {
