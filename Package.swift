@@ -127,11 +127,11 @@ let package = Package(
     targets: [
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
         .target(name: "OrionPluginABI", path: "PluginSDK/ABI"),
-        // vector-flat's dot-product kernels (AVX2/FMA chosen at run time), linked into its .so.
         // embed-local's bridge to ONNX Runtime's C API (dlopen, API table by position).
         .target(name: "OrionONNXRuntime", path: "Plugins/embed-local/ORT", linkerSettings: [.linkedLibrary("dl")]),
         // BERT's WordPiece tokenizer, linked into embed-local (and tested on its own).
         .target(name: "OrionWordPiece", path: "Plugins/embed-local/Tokenizer", swiftSettings: swiftSettings),
+        // vector-flat's dot-product kernels (AVX2/FMA chosen at run time), linked into its .so.
         .target(name: "OrionVectorKernels", path: "Plugins/vector-flat/Kernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "OrionPluginSDK",

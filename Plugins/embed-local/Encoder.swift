@@ -11,10 +11,12 @@ struct EmbedError: Error, Sendable {
     static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
-    static func missingFile(_ role: String, _ path: String) -> EmbedError {
-        EmbedError(
-            message: "the \(role) '\(path)' does not exist; run scripts/embed-setup.sh (the README's run and test commands do) "
-                + "or point the instance's config at your own file")
+    /// `relativeTo`: the working directory a relative path was resolved against.
+    static func missingFile(_ role: String, _ path: String, relativeTo directory: String? = nil) -> EmbedError {
+        let resolved = directory.map { " (a relative path, resolved against the working directory \($0))" } ?? ""
+        return EmbedError(
+            message: "the \(role) '\(path)'\(resolved) does not exist; run scripts/embed-setup.sh from the repository (the "
+                + "README's run and test commands do), or point the instance's config at your own file (absolute paths in production)")
     }
 }
 
@@ -26,14 +28,12 @@ final class Encoder: @unchecked Sendable {
     private let padding: Int64
     /// The hidden size, read from a probe run at start-up.
     private(set) var dimensions = 0
-    let runtimeVersion: String
 
     init(runtime: String, model: String, threads: Int, spinning: Bool, padding: Int32) throws(EmbedError) {
         var error = [CChar](repeating: 0, count: 1024)
         if orion_ort_load(runtime, &error, error.count) != 0 {
             throw EmbedError(message: EmbedError.text(error))
         }
-        runtimeVersion = String(decoding: UnsafeRawBufferPointer(start: orion_ort_version(), count: strlen(orion_ort_version())), as: UTF8.self)
         guard let session = orion_ort_session_open(model, Int32(threads), spinning ? 1 : 0, &error, error.count) else {
             throw EmbedError(message: EmbedError.text(error))
         }
@@ -97,8 +97,8 @@ final class Encoder: @unchecked Sendable {
                 session, ids, mask, wantsTokenTypes ? types.baseAddress : nil, Int64(batch), Int64(sequence), &output, &error,
                 error.count)
         }
-        guard status == 0, let data = output.data else { throw EmbedError(message: EmbedError.text(error)) }
         defer { orion_ort_output_release(&output) }
+        guard status == 0, let data = output.data else { throw EmbedError(message: EmbedError.text(error)) }
         let hidden = Int(output.hidden)
         var pooled = [Float](repeating: 0, count: batch * hidden)
         pooled.withUnsafeMutableBufferPointer { pooled in
@@ -123,11 +123,11 @@ final class Encoder: @unchecked Sendable {
 }
 
 /// Concurrency bound: `slots` calls run at once, up to `queueLimit` wait (first come, first
-/// served), the rest are refused.
+/// served), the rest are refused. Deciding and queueing happen under one lock.
 final class Gate: Sendable {
     private struct State {
         var free: Int
-        var waiting: [CheckedContinuation<Void, Never>] = []
+        var waiting: [CheckedContinuation<Void, any Error>] = []
     }
     private let state: Mutex<State>
     private let queueLimit: Int
@@ -137,37 +137,32 @@ final class Gate: Sendable {
         self.queueLimit = queueLimit
     }
 
+    /// Returns holding a slot, or throws resource-exhausted when the queue is full.
     func enter() async throws {
-        enum Decision { case go, wait, refuse }
-        let decision: Decision = state.withLock { state in
-            if state.free > 0 {
-                state.free -= 1
-                return .go
-            }
-            return state.waiting.count < queueLimit ? .wait : .refuse
-        }
-        switch decision {
-        case .go: return
-        case .refuse: throw PluginError(.resourceExhausted, "every embedding slot is busy and \(queueLimit) calls are waiting; retry shortly")
-        case .wait:
-            await withCheckedContinuation { continuation in
-                let runNow = state.withLock { state in
-                    // A slot may have been freed between the decision and here.
-                    if state.free > 0 {
-                        state.free -= 1
-                        return true
-                    }
-                    state.waiting.append(continuation)
-                    return false
+        enum Decision { case go, queued, refuse }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let decision: Decision = state.withLock { state in
+                if state.free > 0 {
+                    state.free -= 1
+                    return .go
                 }
-                if runNow { continuation.resume() }
+                guard state.waiting.count < queueLimit else { return .refuse }
+                state.waiting.append(continuation)
+                return .queued
+            }
+            switch decision {
+            case .go: continuation.resume()
+            case .queued: break  // resumed by leave()
+            case .refuse:
+                continuation.resume(
+                    throwing: PluginError(.resourceExhausted, "every embedding slot is busy and \(queueLimit) calls are waiting; retry shortly"))
             }
         }
     }
 
     /// Hands the slot to the longest waiter, or frees it.
     func leave() {
-        let next: CheckedContinuation<Void, Never>? = state.withLock { state in
+        let next: CheckedContinuation<Void, any Error>? = state.withLock { state in
             if state.waiting.isEmpty {
                 state.free += 1
                 return nil

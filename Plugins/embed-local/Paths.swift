@@ -11,7 +11,8 @@ enum Paths {
         let resolved = URL(fileURLWithPath: absolute).standardizedFileURL.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) else {
-            throw EmbedError.missingFile(role, resolved)
+            throw EmbedError.missingFile(
+                role, resolved, relativeTo: path.hasPrefix("/") ? nil : FileManager.default.currentDirectoryPath)
         }
         guard !isDirectory.boolValue else { throw EmbedError.config("'\(key)' names the directory '\(resolved)'; give the \(role) file") }
         guard FileManager.default.isReadableFile(atPath: resolved) else {

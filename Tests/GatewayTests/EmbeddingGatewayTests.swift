@@ -41,9 +41,17 @@ import Testing
     @Test func aFailingEngineRefusesTextOnlyStoresAndSearchGoesOnByText() async throws {
         let h = try await GatewayHarness.start(embeddings: .broken)
         let token = try await GatewayHarness.token()
+        // Readiness names the capability the tier cannot serve.
+        let ready = try await h.send(.GET, "/ready")
+        #expect(ready.status == 503)
+        #expect((ready.json["problems"] as? [String])?.contains { $0.contains("'embeddings'") && $0.contains("embed") } == true, "\(ready.json)")
+
         let refused = try await h.send(.POST, "/api/memory", token: token, json: ["id": "m1", "intent": "reset a password", "experience": "worked"])
         #expect(refused.status == 503)
-        #expect((refused.json["message"] as? String)?.contains("embed") == true, "\(refused.json)")
+        #expect((refused.json["message"] as? String)?.contains("'embed' is not loaded") == true, "\(refused.json)")
+        // A wrong request is refused as such, before any embedding is attempted.
+        let wrong = try await h.send(.POST, "/api/memory", token: token, json: ["id": "m1", "intent": "reset a password", "experience": " "])
+        #expect(wrong.status == 400, "\(wrong.json)")
         #expect(try await h.send(.GET, "/api/memory/m1", token: token).status == 404, "nothing was stored")
 
         // A caller-supplied vector needs no engine.

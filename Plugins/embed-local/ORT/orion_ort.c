@@ -38,6 +38,7 @@ enum {
   SLOT_CREATE_CPU_MEMORY_INFO = 69,
   SLOT_ALLOCATOR_FREE = 76,
   SLOT_GET_DEFAULT_ALLOCATOR = 78,
+  SLOT_RELEASE_ENV = 92,
   SLOT_RELEASE_STATUS = 93,
   SLOT_RELEASE_MEMORY_INFO = 94,
   SLOT_RELEASE_SESSION = 95,
@@ -91,6 +92,7 @@ static struct {
   status_t *(*create_cpu_memory_info)(int allocator_type, int memory_type, void **out);
   status_t *(*allocator_free)(void *allocator, void *pointer);
   status_t *(*default_allocator)(void **out);
+  void (*release_env)(void *env);
   void (*release_status)(status_t *status);
   void (*release_memory_info)(void *info);
   void (*release_session)(void *session);
@@ -128,6 +130,11 @@ static int failed(status_t *status, const char *what, char *error, size_t size) 
   return 1;
 }
 
+/* For calls whose failure changes nothing for the caller (freeing a name): drop the status. */
+static void release_quietly(status_t *status) {
+  if (status) ort.release_status(status);
+}
+
 #define SLOT(table, index) (((void *const *)(table))[index])
 
 static void bind(const void *table) {
@@ -156,6 +163,7 @@ static void bind(const void *table) {
   *(void **)&ort.create_cpu_memory_info = SLOT(table, SLOT_CREATE_CPU_MEMORY_INFO);
   *(void **)&ort.allocator_free = SLOT(table, SLOT_ALLOCATOR_FREE);
   *(void **)&ort.default_allocator = SLOT(table, SLOT_GET_DEFAULT_ALLOCATOR);
+  *(void **)&ort.release_env = SLOT(table, SLOT_RELEASE_ENV);
   *(void **)&ort.release_status = SLOT(table, SLOT_RELEASE_STATUS);
   *(void **)&ort.release_memory_info = SLOT(table, SLOT_RELEASE_MEMORY_INFO);
   *(void **)&ort.release_session = SLOT(table, SLOT_RELEASE_SESSION);
@@ -206,11 +214,14 @@ static int load_locked(const char *path, char *error, size_t size) {
   *(void **)&get_api_base = dlsym(library, "OrtGetApiBase");
   if (!get_api_base) {
     fail(error, size, "'%s' does not export OrtGetApiBase; is it libonnxruntime?", canonical);
+    dlclose(library);
     return 1;
   }
   if (environment) {
+    /* Nothing of this second library was used: it may go again. */
     fail(error, size, "ONNX Runtime is already loaded from '%s' in this process; every instance must use that library",
          loaded_path);
+    dlclose(library);
     return 1;
   }
   const api_base *base = get_api_base();
@@ -219,18 +230,25 @@ static int load_locked(const char *path, char *error, size_t size) {
   if (!table) {
     fail(error, size, "ONNX Runtime '%s' (version %s) does not offer C API version %d; use 1.5 or newer", canonical,
          runtime_version ? runtime_version : "unknown", ORION_ORT_API_VERSION);
+    dlclose(library);
     return 1;
   }
   bind(table);
-  if (self_check(error, size)) return 1;
+  if (self_check(error, size)) {
+    memset(&ort, 0, sizeof ort);
+    dlclose(library);
+    return 1;
+  }
   void *env = NULL;
   if (failed(ort.create_env(ORT_LOGGING_LEVEL_ERROR, "orion", &env), "creating the ONNX Runtime environment", error,
              size))
     return 1;
   void *memory = NULL;
   if (failed(ort.create_cpu_memory_info(ORT_DEVICE_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &memory),
-             "describing CPU memory", error, size))
+             "describing CPU memory", error, size)) {
+    ort.release_env(env);
     return 1;
+  }
   snprintf(version, sizeof version, "%s", runtime_version ? runtime_version : "");
   snprintf(loaded_path, sizeof loaded_path, "%s", canonical);
   cpu_memory = memory;
@@ -266,7 +284,7 @@ static int describe(orion_ort_session *s, const char *model_path, char *error, s
     else if (strcmp(name, "token_type_ids") == 0) s->token_types = 1;
     else known = 0;
     if (!known) fail(error, size, "the model '%s' has an input '%s'; expected input_ids, attention_mask and optionally token_type_ids", model_path, name);
-    ort.allocator_free(allocator, name);
+    release_quietly(ort.allocator_free(allocator, name));
     if (!known) return 1;
   }
   if (!ids || !mask) {
@@ -281,7 +299,7 @@ static int describe(orion_ort_session *s, const char *model_path, char *error, s
   if (failed(ort.session_output_name(s->session, 0, allocator, &name), "reading the output name", error, size))
     return 1;
   snprintf(s->output_name, sizeof s->output_name, "%s", name);
-  ort.allocator_free(allocator, name);
+  release_quietly(ort.allocator_free(allocator, name));
   return 0;
 }
 

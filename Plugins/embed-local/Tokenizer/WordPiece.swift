@@ -3,8 +3,9 @@ import Foundation
 /// BERT's uncased tokenizer: the normaliser, the pre-tokeniser and WordPiece, as the Hugging Face
 /// `tokenizers` library runs them for `BertNormalizer` + `BertPreTokenizer` + `WordPiece`.
 ///
-/// 1. Clean: drop NUL, U+FFFD and "other" characters (Cc, Cf, Co, Cs, Cn — tab, newline and
-///    carriage return excepted); turn every white-space character into a space.
+/// 1. Clean: drop NUL, U+FFFD and control, format and private-use characters (Cc, Cf, Co — tab,
+///    newline and carriage return excepted, so vertical tab, form feed and U+0085 are dropped);
+///    then turn every remaining white-space character into a space.
 /// 2. Put spaces around CJK ideographs, so each becomes a word of its own.
 /// 3. Strip accents (canonical decomposition, then drop non-spacing marks), then lower-case.
 /// 4. Split on white space, and around every punctuation character (ASCII punctuation and the
@@ -30,12 +31,15 @@ public struct WordPieceTokenizer: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw WordPieceError(message: "the vocabulary '\(path)' is not UTF-8 text")
         }
+        // One token per line, LF or CRLF; split on scalars ("\r\n" is one Character). As in
+        // `tokenizers`, trailing white space is trimmed and a repeated token keeps its last id.
         var vocabulary: [String: Int32] = [:]
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }  // the final newline
         for (id, line) in lines.enumerated() {
-            let token = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-            if vocabulary[token] == nil { vocabulary[token] = Int32(id) }
+            var token = String(String.UnicodeScalarView(line))
+            while let last = token.unicodeScalars.last, last.properties.isWhitespace { token.unicodeScalars.removeLast() }
+            vocabulary[token] = Int32(id)
         }
         try self.init(vocabulary: vocabulary, maxTokens: maxTokens, source: path)
     }
@@ -127,8 +131,8 @@ public struct WordPieceTokenizer: Sendable {
             // ASCII: no accents to strip, and case and class are plain byte ranges.
             for byte in text.utf8 {
                 switch byte {
-                case 0x09...0x0D, 0x20: out.append(" ")
-                case 0x00...0x1F, 0x7F: continue  // controls
+                case 0x09, 0x0A, 0x0D, 0x20: out.append(" ")
+                case 0x00...0x1F, 0x7F: continue  // controls, vertical tab and form feed included
                 case 0x41...0x5A: out.append(Unicode.Scalar(byte | 0x20))
                 default: out.append(Unicode.Scalar(byte))
                 }
@@ -137,13 +141,8 @@ public struct WordPieceTokenizer: Sendable {
         }
         var cleaned = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            if scalar == "\0" || scalar == "\u{FFFD}" { continue }
-            if isWhitespace(scalar) {
-                cleaned.append(" ")
-                continue
-            }
-            if isOther(scalar) { continue }
-            cleaned.append(scalar)
+            if scalar == "\0" || scalar == "\u{FFFD}" || isOther(scalar) { continue }
+            cleaned.append(isWhitespace(scalar) ? " " : scalar)
         }
         let decomposed = String(cleaned).decomposedStringWithCanonicalMapping
         for scalar in decomposed.unicodeScalars where scalar.properties.generalCategory != .nonspacingMark {
@@ -163,12 +162,16 @@ public struct WordPieceTokenizer: Sendable {
         }
     }
 
-    /// Unicode "other" (Cc, Cf, Co, Cs, Cn), tab, newline and carriage return excepted (they are
-    /// white space).
+    /// Control, format and private-use characters (Cc, Cf, Co), tab, newline and carriage return
+    /// excepted (they are white space). Unassigned code points are kept, as `tokenizers` keeps them.
     static func isOther(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "\t", "\n", "\r": return false
+        default: break
+        }
         switch scalar.properties.generalCategory {
-        case .control, .format, .privateUse, .surrogate, .unassigned: true
-        default: false
+        case .control, .format, .privateUse: return true
+        default: return false
         }
     }
 
@@ -191,7 +194,7 @@ public struct WordPieceTokenizer: Sendable {
     static func isCJK(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
-            0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+            0x2B920...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
             true
         default:
             false

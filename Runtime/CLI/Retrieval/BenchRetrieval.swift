@@ -163,12 +163,8 @@ struct BenchRetrieval: AsyncParsableCommand {
         let lease = try registry.lease(kind: .engine, id: engineID)
         defer { lease.release() }
         guard let engine = lease.engine else { throw ValidationError("instance '\(engineID)' is not an engine") }
-        var vectors: [[Float]] = []
         let started = ContinuousClock.now
-        for start in stride(from: 0, to: dataset.queries.count, by: 32) {
-            let texts = dataset.queries[start..<min(start + 32, dataset.queries.count)].map(\.text)
-            vectors += try await engine.embed(model: "", texts: texts).rows
-        }
+        let vectors = try await engine.embedAll(dataset.queries.map(\.text), batch: 32)
         let seconds = Self.seconds(ContinuousClock.now - started)
         var minCosine = 1.0
         for (query, vector) in zip(dataset.queries, vectors) {

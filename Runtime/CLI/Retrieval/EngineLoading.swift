@@ -34,12 +34,18 @@ struct StandaloneEmbedder {
         self.engine = engine
     }
 
-    /// One vector per text, in calls of `batch` texts; `progress` sees the count done.
     func embed(_ texts: [String], batch: Int = 64, progress: (Int) -> Void = { _ in }) async throws -> [[Float]] {
+        try await engine.embedAll(texts, batch: batch, progress: progress)
+    }
+}
+
+extension EngineCaller {
+    /// One vector per text, in calls of `batch` texts; `progress` sees the count done.
+    func embedAll(_ texts: [String], batch: Int = 64, progress: (Int) -> Void = { _ in }) async throws -> [[Float]] {
         var vectors: [[Float]] = []
         vectors.reserveCapacity(texts.count)
         for start in stride(from: 0, to: texts.count, by: batch) {
-            vectors += try await engine.embed(model: "", texts: Array(texts[start..<min(start + batch, texts.count)])).rows
+            vectors += try await embed(model: "", texts: Array(texts[start..<min(start + batch, texts.count)])).rows
             progress(vectors.count)
         }
         return vectors

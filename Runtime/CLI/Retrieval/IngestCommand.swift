@@ -87,7 +87,12 @@ struct Search: AsyncParsableCommand {
         }
         var vector: [Float]?
         if !noEmbed, index.usesQueryVector(instanceID: retriever) {
-            vector = try await Embedder(registry: runtime.registry).embed(tier: tier ?? config.plugins.defaultTier, texts: [text])?.first
+            do {
+                vector = try await Embedder(registry: runtime.registry).embed(tier: tier ?? config.plugins.defaultTier, texts: [text])?.first
+            } catch {
+                // As the server does: the search goes on by text, and says why.
+                print("degraded: the query was not embedded (\(error)); searching by text only")
+            }
         }
         let answer = try index.search(
             instanceID: retriever, namespace: Namespace.forTenant(tenant), text: text, vector: vector, topK: topK, filters: filters)

@@ -169,6 +169,26 @@ public final class DocumentStore: Sendable {
         }
     }
 
+    /// Refuses embeddings whose size differs from the namespace's: a tenant's vectors come from one
+    /// model, and a vector index holds one size per namespace (a stray size would leave every vector
+    /// index unable to take the document, and behind the store).
+    static func checkDimensions(_ db: Database, _ inputs: [DocumentInput], namespace: String) throws {
+        let vectored = inputs.filter { $0.embedding != nil }
+        guard let first = vectored.first, let firstSize = first.embedding?.count else { return }
+        var expected = firstSize, source = "document \(first.id) of the same request has"
+        if let bytes = try Int.fetchOne(
+            db, sql: "SELECT length(embedding) FROM documents WHERE namespace = ? AND embedding IS NOT NULL LIMIT 1", arguments: [namespace])
+        {
+            expected = bytes / MemoryLayout<Float>.size
+            source = "the tenant's stored vectors have"
+        }
+        if let stray = vectored.first(where: { $0.embedding?.count != expected }) {
+            throw DocumentStoreError(
+                message: "document \(stray.id): its embedding has \(stray.embedding?.count ?? 0) values, but \(source) \(expected); "
+                    + "every vector of a tenant must come from the same model")
+        }
+    }
+
     /// Inserts or replaces (by namespace and id) `inputs` in one transaction; returns them stored.
     public func upsert(_ inputs: [DocumentInput], namespace: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [StoredDocument] {
         try upsert(inputs, namespace: namespace, now: now, alongside: nil)
@@ -193,6 +213,7 @@ public final class DocumentStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let written: [StoredDocument] = try pool.write { db in
+            try Self.checkDimensions(db, inputs, namespace: namespace)
             let revision = try Self.bump(db)
             var stored: [StoredDocument] = []
             stored.reserveCapacity(inputs.count)

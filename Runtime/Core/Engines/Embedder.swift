@@ -35,6 +35,10 @@ public struct Embedder: Sendable {
         guard !texts.isEmpty else { return [] }
         var failures: [String] = []
         for id in ids {
+            guard registry.snapshot.instances[id] != nil else {
+                failures.append("'\(id)' is not loaded (refused at load: see the start-up log or GET /api/admin/plugins)")
+                continue
+            }
             let lease: Lease
             do {
                 lease = try registry.lease(kind: .engine, id: id)

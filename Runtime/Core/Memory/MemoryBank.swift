@@ -105,13 +105,11 @@ public final class MemoryBank: Sendable {
     @discardableResult
     public func store(_ inputs: [MemoryInput], namespace: String, tier: String? = nil) async throws -> [Memory] {
         var inputs = inputs
-        if let tier {
-            try await embedMissing(&inputs, tier: tier)
-        }
-        var documentInputs: [DocumentInput] = []
         var experiences: [String: (session: String, experience: String)] = [:]
-        for input in inputs {
-            let id = input.id ?? UUID().uuidString.lowercased()
+        for index in inputs.indices {
+            let id = inputs[index].id ?? UUID().uuidString.lowercased()
+            inputs[index].id = id
+            let input = inputs[index]
             for (name, value) in [("session", input.session), ("intent", input.intent), ("experience", input.experience)] {
                 guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                     throw MemoryError(.invalidArgument, "memory \(id): '\(name)' is empty; every memory needs a session, an intent and an experience")
@@ -119,12 +117,9 @@ public final class MemoryBank: Sendable {
             }
             guard experiences[id] == nil else { throw MemoryError(.invalidArgument, "memory id '\(id)' appears twice in one request") }
             experiences[id] = (input.session, input.experience)
-            documentInputs.append(DocumentInput(
-                id: id, fields: [DocumentField(name: Self.intentField, value: input.intent)],
-                metadata: [Self.kindKey: Self.kindValue, "orion.session": input.session], embedding: input.embedding))
         }
         // A memory id must not name a document that is not a memory (the two share a namespace).
-        let ids = documentInputs.map(\.id)
+        let ids = inputs.map { $0.id ?? "" }  // every id was set above
         let plainDocuments: [String] = try await store.pool.read { db in
             let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
             return try String.fetchAll(
@@ -134,6 +129,15 @@ public final class MemoryBank: Sendable {
         }
         if let taken = plainDocuments.first {
             throw MemoryError(.conflict, "id '\(taken)' names a document of this tenant that is not a memory; choose another id")
+        }
+        // Embedding comes after every check: a wrong request is refused as such, and costs no inference.
+        if let tier {
+            try await embedMissing(&inputs, tier: tier)
+        }
+        let documentInputs = zip(ids, inputs).map { id, input in
+            DocumentInput(
+                id: id, fields: [DocumentField(name: Self.intentField, value: input.intent)],
+                metadata: [Self.kindKey: Self.kindValue, "orion.session": input.session], embedding: input.embedding)
         }
         let stored: [StoredDocument]
         do {

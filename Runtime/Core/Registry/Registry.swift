@@ -22,6 +22,16 @@ public struct RegistrySnapshot: Sendable {
     public func tiers(using instanceID: String) -> [String] {
         tiers.values.filter { $0.capabilities.values.contains { $0.contains(instanceID) } }.map(\.name).sorted()
     }
+    /// One line per tier capability none of whose mapped instances is loaded (each refused at
+    /// load, say): the tier cannot serve that capability until a reload fixes it.
+    public var unservedCapabilities: [String] {
+        tiers.values.sorted { $0.name < $1.name }.flatMap { tier in
+            tier.capabilities.sorted { $0.key < $1.key }.compactMap { capability, ids in
+                ids.contains { instances[$0] != nil }
+                    ? nil : "tier '\(tier.name)' has no loaded instance for '\(capability)' (\(ids.joined(separator: ", ")))"
+            }
+        }
+    }
 }
 
 /// Why a lookup found nothing.

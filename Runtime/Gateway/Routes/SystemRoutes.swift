@@ -39,11 +39,14 @@ struct SystemRoutes {
         router.get("api/analytics/tenants/{id}") { request, context in try await self.analytics(request, context) }
     }
 
-    /// Ready when plugins are loaded and the document store takes writes (probed at most once a
-    /// second, so a busy prober does not compete with real writes).
+    /// Ready when plugins are loaded, every tier capability has a loaded instance, and the document
+    /// store takes writes (probed at most once a second, so a busy prober does not compete with
+    /// real writes).
     func ready(_ context: GatewayContext) async throws -> Response {
         var problems: [String] = []
-        if app.runtime.registry.snapshot.instances.isEmpty { problems.append("no plugin instance is loaded") }
+        let snapshot = app.runtime.registry.snapshot
+        if snapshot.instances.isEmpty { problems.append("no plugin instance is loaded") }
+        problems += snapshot.unservedCapabilities
         let (readiness, store) = (self.readiness, app.documents.store)
         if let storeProblem = try await Blocking.run({ readiness.storeProblem(store) }) { problems.append(storeProblem) }
         let status: HTTPResponse.Status = problems.isEmpty ? .ok : .serviceUnavailable

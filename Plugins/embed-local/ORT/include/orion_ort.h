@@ -31,8 +31,9 @@ typedef struct orion_ort_output {
 
 /* Loads the runtime library at `path` once per process (never unloaded), checks its API table
  * and creates the process's one environment (logging at ERROR). Returns 0 on success; otherwise
- * non-zero with a message in `error`. A second call with another path fails; with the same path
- * it succeeds at once. */
+ * non-zero with a message in `error`. A second call with the same library (after resolving
+ * links) succeeds at once; with another library it fails, after checking that library is ONNX
+ * Runtime at all (it is opened to check, then closed again). */
 int orion_ort_load(const char *path, char *error, size_t error_size);
 
 /* The loaded runtime's version string ("1.31.1"), or "" before a successful load. */
