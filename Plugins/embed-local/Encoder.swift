@@ -139,6 +139,13 @@ final class Gate: Sendable {
 
     /// Returns holding a slot, or throws resource-exhausted when the queue is full.
     func enter() async throws {
+        // Fast path: a free slot is taken without suspending.
+        let taken = state.withLock { state in
+            guard state.free > 0 else { return false }
+            state.free -= 1
+            return true
+        }
+        if taken { return }
         enum Decision { case go, queued, refuse }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let decision: Decision = state.withLock { state in
