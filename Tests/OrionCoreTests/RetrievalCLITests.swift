@@ -116,6 +116,11 @@ import Testing
             #expect(object["ndcg_at_10"] == 1, "\(retriever): both queries find their relevant document first")
             #expect(object["recall_at_100"] == 1)
         }
+        // Agreement with an exact instance: the hybrid's top 10 holds all four documents exact search ranks.
+        let against = try run(["bench", "retrieval", data, "--retriever", "hybrid", "--exact", "vector", "--json", "--config", config])
+        #expect(against.stdout.contains("recall@10 against 'vector' (exact): 1.0000"), "\(against.stdout)")
+        let againstJSON = try #require(against.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        #expect(againstJSON["recall_at_10_vs_exact"] == 1)
         let unknown = try run(["bench", "retrieval", data, "--retriever", "nope", "--config", config])
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("no instance 'nope'"))

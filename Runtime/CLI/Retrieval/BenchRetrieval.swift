@@ -26,6 +26,8 @@ struct BenchRetrieval: AsyncParsableCommand {
     @Option(help: "With --synthetic: dimensions of the random vectors.") var dimensions = 384
     @Option(help: "With --synthetic: efSearch for 'hnsw' instead of its plugins.d value (random vectors need far more than text embeddings).")
     var efSearch: Int?
+    @Option(help: "An exact retriever instance (e.g. vector) to measure --retriever's recall@10 against (for an approximate index such as hnsw).")
+    var exact: String?
     @Flag(help: "Also run the queries embedded by the default tier's embeddings engine (instead of queries.f32) and report both nDCG@10.")
     var embed = false
     @Flag(help: "End with one JSON object.") var json = false
@@ -41,6 +43,7 @@ struct BenchRetrieval: AsyncParsableCommand {
             guard retriever != nil else { throw ValidationError("give --retriever ID (an instance id from plugins.d)") }
         }
         if embed, synthetic != nil { throw ValidationError("--embed needs a folder with query texts, not --synthetic") }
+        if exact != nil, synthetic != nil { throw ValidationError("--exact is for a folder; --synthetic always compares with exact search") }
         if let efSearch, efSearch < 1 { throw ValidationError("--ef-search must be at least 1") }
     }
 
@@ -76,6 +79,9 @@ struct BenchRetrieval: AsyncParsableCommand {
 
         // The instance under test and its sources, built from the store (and the embeddings engine).
         var spec = try Self.deployment(for: retriever, in: config)
+        if let exact, !spec.instances.contains(where: { $0.id == exact }) {
+            spec.instances += try Self.deployment(for: exact, in: config).instances.filter { added in !spec.instances.contains { $0.id == added.id } }
+        }
         let engineID = embed ? try Self.addEmbeddingsEngine(to: &spec, config: config) : nil
         let runtime = PluginRuntime(config: config, logger: logger)
         let index = DocumentIndex(store: store, registry: runtime.registry, logger: logger)
@@ -104,6 +110,17 @@ struct BenchRetrieval: AsyncParsableCommand {
         })
 
         let (ndcg, recall, judged) = Self.quality(dataset, rankings)
+        // Agreement with exact search: the share of the exact top 10 that the retriever's top 10 holds.
+        var recallVsExact: Double?
+        if let exact {
+            var sum = 0.0
+            for (query, ranking) in zip(dataset.queries, rankings) {
+                let truth = try index.ranking(instanceID: exact, namespace: namespace, text: query.text, vector: query.vector, topK: 10).ids
+                guard !truth.isEmpty else { continue }
+                sum += Double(Set(truth).intersection(ranking.prefix(10)).count) / Double(truth.count)
+            }
+            recallVsExact = sum / Double(max(dataset.queries.count, 1))
+        }
         var embedded: EmbeddedRun?
         if let engineID {
             embedded = try await Self.embeddedRun(dataset, engineID: engineID, registry: runtime.registry) { vectors in
@@ -121,6 +138,7 @@ struct BenchRetrieval: AsyncParsableCommand {
                 embedded.ndcg, engineID ?? "", embedded.ndcg - ndcg, embedded.minCosine, embedded.queriesPerSecond))
         }
         print(String(format: "  Recall@100   %.4f", recall))
+        if let recallVsExact, let exact { print(String(format: "  recall@10 against '%@' (exact): %.4f", exact, recallVsExact)) }
         print(String(format: "  queries/s    %.1f (one thread, warm; retriever alone %.1f)", qps, retrieverQPS))
         print(String(format: "  build        %.2f s", buildSeconds))
         print(String(format: "  resident     %.0f MB", rss))
@@ -131,6 +149,7 @@ struct BenchRetrieval: AsyncParsableCommand {
                 object["ndcg_delta_embedded"] = embedded.ndcg - ndcg
                 object["embed_min_cosine"] = embedded.minCosine
             }
+            if let recallVsExact { object["recall_at_10_vs_exact"] = recallVsExact }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         }
         await runtime.shutdown()
