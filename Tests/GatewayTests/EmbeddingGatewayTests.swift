@@ -68,4 +68,22 @@ import Testing
         #expect((hits.first?["memory"] as? [String: Any])?["id"] as? String == "m2", "found by its text")
         await h.stop()
     }
+
+    @Test func aTenantWithItsOwnVectorSizeIsToldAndSearchesByText() async throws {
+        let h = try await GatewayHarness.start(embeddings: .local)
+        let token = try await GatewayHarness.token(tenant: "own-vectors")
+        let own = try await h.send(
+            .POST, "/api/memory", token: token, json: ["id": "m1", "intent": "reset a password", "experience": "worked", "embedding": [1, 0, 0, 0]])
+        #expect(own.status == 201)
+        // The engine's 384 values do not fit beside the tenant's 4: refused, as a mistake to fix.
+        let mixed = try await h.send(.POST, "/api/memory", token: token, json: ["id": "m2", "intent": "bake bread", "experience": "worked"])
+        #expect(mixed.status == 400, "\(mixed.json)")
+        #expect((mixed.json["message"] as? String)?.contains("same model") == true, "\(mixed.json)")
+        // A text-only search still answers: the hybrid leaves out its vector source, and says why.
+        let found = try await h.send(.POST, "/api/memory/search", token: token, json: ["intent": "reset a password"])
+        #expect(found.status == 200, "\(found.json)")
+        #expect((found.json["degraded"] as? String)?.contains("dimensions") == true, "\(found.json)")
+        #expect(((found.json["hits"] as? [[String: Any]])?.first?["memory"] as? [String: Any])?["id"] as? String == "m1")
+        await h.stop()
+    }
 }

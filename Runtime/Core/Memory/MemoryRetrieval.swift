@@ -33,6 +33,8 @@ public struct MemoryRetrieval: Sendable, Hashable {
 public struct QueryVector: Sendable, Hashable {
     public var vector: [Float]?
     public var degradedReason: String?
+    /// True when the tier's embeddings engine made `vector` (the caller sent none).
+    public var isEngineMade = false
 
     /// This query's degraded reason and the search's, together; nil when neither has one.
     public func degradedReason(with search: String?) -> String? {
@@ -92,10 +94,21 @@ extension MemoryBank {
         guard let answering = ids.first(where: { instances[$0] != nil }) else { return QueryVector(vector: nil, degradedReason: nil) }
         guard documents.usesQueryVector(instanceID: answering) else { return QueryVector(vector: nil, degradedReason: nil) }
         do {
-            return QueryVector(vector: try await embedder.embed(tier: tier, texts: [intent])?.first, degradedReason: nil)
+            let vector = try await embedder.embed(tier: tier, texts: [intent])?.first
+            return QueryVector(vector: vector, degradedReason: nil, isEngineMade: vector != nil)
         } catch {
             return QueryVector(vector: nil, degradedReason: "the query was not embedded (\(error.message)); searched by text only")
         }
+    }
+
+    /// ``retrieve(namespace:tier:retriever:intent:vector:topK:)`` with a ``QueryVector``, whose
+    /// degraded reason joins the answer's.
+    public func retrieve(
+        namespace: String, tier: String, retriever: String? = nil, intent: String, query: QueryVector, topK: Int
+    ) throws -> MemoryRetrieval {
+        var answer = try retrieve(namespace: namespace, tier: tier, retriever: retriever, intent: intent, vector: query.vector, topK: topK)
+        answer.degradedReason = query.degradedReason(with: answer.degradedReason)
+        return answer
     }
 
     /// The retriever instances phase A may use, in order.

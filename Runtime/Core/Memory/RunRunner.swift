@@ -122,8 +122,8 @@ public final class RunRunner: Sendable {
         var degraded = query.degradedReason
         do {
             retrieval = try memory.retrieve(
-                namespace: request.namespace, tier: request.tier, intent: request.intent, vector: query.vector, topK: request.topK)
-            degraded = query.degradedReason(with: retrieval?.degradedReason)
+                namespace: request.namespace, tier: request.tier, intent: request.intent, query: query, topK: request.topK)
+            degraded = retrieval?.degradedReason
         } catch let error as MemoryError where error.code == .unavailable {
             // Memory is an aid: a run goes on without it, and its record says why.
             degraded = query.degradedReason(with: error.message)

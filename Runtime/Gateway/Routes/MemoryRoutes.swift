@@ -56,7 +56,7 @@ struct MemoryRoutes {
             try await Blocking.run {
                 try memory.retrieve(
                     namespace: tenant.namespace, tier: tenant.tier.name, retriever: body.string("retriever"), intent: intent,
-                    vector: query.vector, topK: body.int("topK") ?? 5)
+                    query: query, topK: body.int("topK") ?? 5)
             }
         }
         let hits = answer.hits.map {
@@ -66,8 +66,8 @@ struct MemoryRoutes {
         }
         return try JSONResponse.encode(
             .ok, SearchBody(
-                retriever: answer.retriever, candidates: answer.candidates, degraded: query.degradedReason(with: answer.degradedReason),
-                embedded: query.vector != nil && body.floats("vector") == nil, hits: hits), context: context)
+                retriever: answer.retriever, candidates: answer.candidates, degraded: answer.degradedReason,
+                embedded: query.isEngineMade, hits: hits), context: context)
     }
 
     func feedback(_ request: Request, _ context: GatewayContext) async throws -> Response {
