@@ -65,6 +65,7 @@ let plugins: [(Product, Target)] = [
         "vector-flat", target: "VectorFlat", path: "Plugins/vector-flat",
         extra: ["OrionVectorKernels"], exclude: ["Kernels"]),
     swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
+    swiftPlugin("pricing-table", target: "PricingTable", path: "Plugins/pricing-table"),
     // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
     // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.
     swiftPlugin(
