@@ -78,6 +78,16 @@ import Testing
         #expect(missing.stderr.contains("--texts"), "\(missing.stderr)")
     }
 
+    @Test func costPricesACallWithTheDeploymentsTable() throws {
+        // From the repository: the shipped plugins.d, tiers.yaml and pricing table.
+        let priced = try OrionCommand.run(["cost", "--model", "gpt-4o-mini-2024-07-18", "--input", "1000000", "--output", "1000000"], in: EmbedFiles.root)
+        #expect(priced.status == 0, "\(priced.stderr)")
+        #expect(priced.stdout.contains("0.750000000 USD (750000000 nano-USD)"), "\(priced.stdout)")
+        let unknown = try OrionCommand.run(["cost", "--model", "my-finetune", "--input", "10"], in: EmbedFiles.root)
+        #expect(unknown.status == 1)
+        #expect(unknown.stdout.contains("unpriced"), "\(unknown.stdout)")
+    }
+
     @Test func ingestThenSearch() throws {
         let data = try writeDataset()
         let config = try writeDeployment()
