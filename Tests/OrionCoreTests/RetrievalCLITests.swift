@@ -88,6 +88,15 @@ import Testing
         #expect(unknown.stdout.contains("unpriced"), "\(unknown.stdout)")
     }
 
+    @Test func usageBenchPersistsEveryRecordAndEndsWithJSON() throws {
+        let config = try writeDeployment()
+        let bench = try run(["bench", "usage", "--records", "2000", "--json", "--config", config])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(bench.stdout.contains("dropped            0"), "\(bench.stdout)")
+        let json = try #require(bench.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        for key in ["records_per_s", "record_p50_ns", "record_p99_ns", "record_max_ns"] { #expect((json[key] ?? 0) > 0, "\(key)") }
+    }
+
     @Test func ingestThenSearch() throws {
         let data = try writeDataset()
         let config = try writeDeployment()

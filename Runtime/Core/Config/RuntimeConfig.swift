@@ -11,8 +11,9 @@ import Foundation
 ///   - `dataDirectory` — `ORION_DATA_DIR` — path, `data`. Required in production.
 ///   - `multiTenant.enabled` — `MULTI_TENANT_ENABLED` — bool, `true`. Off: one personal tenant per user.
 ///   - `workspace.basePath` — `WORKSPACE_BASE_PATH` — path, `data/workspaces`. Required in production.
-///   - `telemetry.enabled` — `TELEMETRY_ENABLED` — bool, `true`.
-///   - `telemetry.usageDbPath` — `USAGE_DB_PATH` — path, `data/usage.db`. Required in production.
+///   - `telemetry.enabled` — `TELEMETRY_ENABLED` — bool, `true`. Off: engine calls are not recorded.
+///   - `telemetry.usageDbPath` — `USAGE_DB_PATH` — path, `<dataDirectory>/usage.db`: engine-call
+///     records (UsageTracker), written when `telemetry.enabled`. Required in production.
 ///   - `telemetry.defaultCostCapUsd` — `COST_CAP_USD` — number ≥ 0, `0.50`.
 ///   - `telemetry.alertThreshold` — `COST_ALERT_THRESHOLD` — number in (0, 1], `0.8`.
 ///   - `memory.*` — see ``RuntimeConfig/Memory`` (MemoryConfig.swift).
@@ -49,7 +50,8 @@ public struct RuntimeConfig: Sendable, Equatable {
 
     public struct Telemetry: Sendable, Equatable {
         public var enabled = true
-        public var usageDBPath = "data/usage.db"
+        /// nil: `<dataDirectory>/usage.db` (see ``RuntimeConfig/resolvedUsageDBPath``).
+        public var usageDBPath: String?
         public var defaultCostCapUSD = 0.50
         public var alertThreshold = 0.8
     }
@@ -75,6 +77,11 @@ public struct RuntimeConfig: Sendable, Equatable {
     public init() {}
 
     /// The document store file.
+    /// The usage records' SQLite file.
+    public var resolvedUsageDBPath: String {
+        telemetry.usageDBPath ?? (dataDirectory as NSString).appendingPathComponent("usage.db")
+    }
+
     public var resolvedDocumentStorePath: String {
         documentStorePath ?? (dataDirectory as NSString).appendingPathComponent("documents.sqlite")
     }
@@ -164,7 +171,7 @@ extension RuntimeConfig {
         }
         dataDirectory = resolve(dataDirectory)
         workspaceBasePath = resolve(workspaceBasePath)
-        telemetry.usageDBPath = resolve(telemetry.usageDBPath)
+        telemetry.usageDBPath = telemetry.usageDBPath.map(resolve)
         plugins.directory = resolve(plugins.directory)
         plugins.searchPaths = plugins.searchPaths.map(resolve)
         plugins.cacheDirectory = plugins.cacheDirectory.map(resolve)

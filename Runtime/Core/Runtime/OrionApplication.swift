@@ -13,6 +13,9 @@ public struct OrionApplication: Sendable {
     /// Agent memory over the document store, and the runner every run and chat goes through.
     public let memory: MemoryBank
     public let runs: RunRunner
+    /// Engine-call records (`telemetry.usageDbPath`); nil when `telemetry.enabled` is off. Its
+    /// writer runs as one of ``services`` and flushes at graceful shutdown.
+    public let usage: UsageTracker?
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -37,9 +40,10 @@ public struct OrionApplication: Sendable {
         let memory = MemoryBank(
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled)
+        let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
         return OrionApplication(
             config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger),
-            startupReport: report, services: [reloader], logger: logger)
+            usage: usage, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts

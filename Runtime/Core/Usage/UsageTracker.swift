@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// One engine call, as recorded.
+public struct UsageRecord: Sendable, Hashable {
+    public var requestID: String
+    public var sessionID: String
+    public var tenant: String
+    public var user: String
+    public var engine: String
+    public var model: String
+    public var tokens: TokenCounts
+    public var cost: Cost
+    public var latencyMilliseconds: Double
+    public var tools: [String]
+    public var taskType: String
+    public var success: Bool
+    /// True when the provider gave no token counts and they were estimated.
+    public var estimated: Bool
+    /// Unix epoch milliseconds.
+    public var timestamp: Int64
+
+    public init(
+        requestID: String, sessionID: String, tenant: String, user: String, engine: String, model: String, tokens: TokenCounts,
+        cost: Cost, latencyMilliseconds: Double, tools: [String] = [], taskType: String = "chat", success: Bool = true,
+        estimated: Bool = false, timestamp: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) {
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.tenant = tenant
+        self.user = user
+        self.engine = engine
+        self.model = model
+        self.tokens = tokens
+        self.cost = cost
+        self.latencyMilliseconds = latencyMilliseconds
+        self.tools = tools
+        self.taskType = taskType
+        self.success = success
+        self.estimated = estimated
+        self.timestamp = timestamp
+    }
+}
+
+/// Records engine calls without making a request wait for the disk.
+///
+/// ``record(_:)`` appends to a ring of recent records (for fast reads) and to a bounded queue, under
+/// a lock, and returns. One writer drains the queue in batches, each batch one SQLite transaction
+/// (WAL), on a thread of its own. As a `Service` it writes until graceful shutdown, then writes
+/// what is left. A record that finds the queue full is dropped, counted
+/// (`orion_usage_dropped_total`, ``droppedCount``) and logged — never silently.
+public final class UsageTracker: Service, Sendable {
+    public let pool: DatabasePool
+    let logger: Logger
+    let queueCapacity: Int
+    let ringCapacity: Int
+    let batchSize: Int
+    private struct State {
+        /// Queued records in chunks of `chunkSize`: appending never copies more than one chunk,
+        /// so a growing queue does not stall a request.
+        var chunks: [[UsageRecord]] = []
+        var queued = 0
+        var ring: [UsageRecord] = []
+        var ringStart = 0
+        var dropped = 0
+        var lastDropLog: Int64 = 0
+    }
+    private let state = Mutex(State())
+    private let writes = DispatchQueue(label: "orion.usage.writer")
+
+    public init(path: String, logger: Logger, queueCapacity: Int = 100_000, ringCapacity: Int = 1_000, batchSize: Int = 5_000) throws {
+        // A 64 MB page cache, so the indexes of a large table stay in memory; commits are not synced
+        // one by one (usage telemetry: a power loss may cost the last batches, a crash none).
+        pool = try SQLiteFile.pool(at: path, cacheMegabytes: 64, syncEveryCommit: false)
+        self.logger = logger
+        self.queueCapacity = max(1, queueCapacity)
+        self.ringCapacity = max(1, ringCapacity)
+        self.batchSize = max(1, batchSize)
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS usage (
+                        id INTEGER PRIMARY KEY,
+                        request_id TEXT NOT NULL, session_id TEXT NOT NULL, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+                        engine TEXT NOT NULL, model TEXT NOT NULL,
+                        input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                        cache_read_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL,
+                        cost_nano INTEGER, unpriced_reason TEXT,
+                        latency_ms REAL NOT NULL, tools TEXT NOT NULL, task_type TEXT NOT NULL,
+                        success INTEGER NOT NULL, estimated INTEGER NOT NULL, ts INTEGER NOT NULL
+                    );
+                    CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);
+                    CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+                    """)
+        }
+    }
+
+    // MARK: The request path
+
+    /// Queues `record` for writing; never waits for the disk.
+    public func record(_ record: UsageRecord) {
+        // (dropped: this record was dropped; log: the drop count to log, at most once a second)
+        let (dropped, log): (Bool, Int?) = state.withLock { state in
+            if state.ring.count < ringCapacity {
+                state.ring.append(record)
+            } else {
+                state.ring[state.ringStart] = record
+                state.ringStart = (state.ringStart + 1) % ringCapacity
+            }
+            guard state.queued < queueCapacity else {
+                state.dropped += 1
+                let now = Int64(Date().timeIntervalSince1970)
+                guard now != state.lastDropLog else { return (true, nil) }
+                state.lastDropLog = now
+                return (true, state.dropped)
+            }
+            if state.chunks.isEmpty || state.chunks[state.chunks.count - 1].count >= Self.chunkSize {
+                var chunk: [UsageRecord] = []
+                chunk.reserveCapacity(Self.chunkSize)
+                state.chunks.append(chunk)
+            }
+            state.chunks[state.chunks.count - 1].append(record)
+            state.queued += 1
+            return (false, nil)
+        }
+        guard dropped else { return }
+        Counter(label: "orion_usage_dropped_total").increment()
+        if let log {
+            logger.error("usage queue full: records are being dropped", metadata: ["orion.usage.dropped": "\(log)", "orion.usage.queue": "\(queueCapacity)"])
+        }
+    }
+
+    /// Records dropped because the queue was full, since start.
+    public var droppedCount: Int { state.withLock { $0.dropped } }
+
+    /// The most recent records, oldest first (at most the ring's capacity).
+    public var recent: [UsageRecord] {
+        state.withLock { state in Array(state.ring[state.ringStart...] + state.ring[..<state.ringStart]) }
+    }
+
+    /// Records waiting for the writer.
+    public var pending: Int { state.withLock { $0.queued } }
+
+    static let chunkSize = 4_096
+
+    // MARK: The writer
+
+    /// Writes every queued record; returns how many. The queue is taken whole under the lock
+    /// (constant time), so ``record(_:)`` never waits on the writer.
+    @discardableResult
+    public func flush() async throws -> Int {
+        var written = 0
+        while true {
+            let taken: [[UsageRecord]] = state.withLock { state in
+                var taken: [[UsageRecord]] = []
+                swap(&taken, &state.chunks)
+                state.queued = 0
+                return taken
+            }
+            guard !taken.isEmpty else { return written }
+            // Chunks are written in batches of about `batchSize` records, one transaction each.
+            var batch: [[UsageRecord]] = []
+            var size = 0
+            for chunk in taken {
+                batch.append(chunk)
+                size += chunk.count
+                if size >= batchSize {
+                    try await write(batch)
+                    written += size
+                    (batch, size) = ([], 0)
+                }
+            }
+            if !batch.isEmpty {
+                try await write(batch)
+                written += size
+            }
+        }
+    }
+
+    /// Writes until graceful shutdown, then writes what is left.
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                if try await flush() == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+            } catch {
+                logger.error("usage records could not be written; retrying", metadata: ["orion.error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        let last = try await flush()
+        logger.info("usage records flushed at shutdown", metadata: ["orion.usage.written": "\(last)"])
+    }
+
+    /// One transaction for `batch`, on the writer's own thread (not the cooperative pool), through
+    /// one prepared statement bound with SQLite's own calls.
+    func write(_ chunks: [[UsageRecord]]) async throws {
+        let pool = self.pool
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            writes.async {
+                continuation.resume(with: Result {
+                    try pool.write { db in
+                        let statement = try db.makeStatement(sql: Self.insert)
+                        let handle = statement.sqliteStatement
+                        for r in chunks.joined() {
+                            sqlite3_reset(handle)
+                            var reason: String?
+                            if case .unpriced(let why) = r.cost { reason = why }
+                            let texts = [r.requestID, r.sessionID, r.tenant, r.user, r.engine, r.model]
+                            for (offset, text) in texts.enumerated() { Self.bind(handle, Int32(offset + 1), text) }
+                            sqlite3_bind_int64(handle, 7, r.tokens.input)
+                            sqlite3_bind_int64(handle, 8, r.tokens.output)
+                            sqlite3_bind_int64(handle, 9, r.tokens.cacheRead)
+                            sqlite3_bind_int64(handle, 10, r.tokens.cacheWrite)
+                            if let nano = r.cost.nanoUSD { sqlite3_bind_int64(handle, 11, nano) } else { sqlite3_bind_null(handle, 11) }
+                            if let reason { Self.bind(handle, 12, reason) } else { sqlite3_bind_null(handle, 12) }
+                            sqlite3_bind_double(handle, 13, r.latencyMilliseconds)
+                            Self.bind(handle, 14, r.tools.joined(separator: ","))
+                            Self.bind(handle, 15, r.taskType)
+                            sqlite3_bind_int64(handle, 16, r.success ? 1 : 0)
+                            sqlite3_bind_int64(handle, 17, r.estimated ? 1 : 0)
+                            sqlite3_bind_int64(handle, 18, r.timestamp)
+                            let code = sqlite3_step(handle)
+                            guard code == SQLITE_DONE else {
+                                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                            }
+                        }
+                        sqlite3_reset(handle)
+                    }
+                })
+            }
+        }
+    }
+
+    static let insert = """
+        INSERT INTO usage (request_id, session_id, tenant, user_id, engine, model, input_tokens, output_tokens,
+            cache_read_tokens, cache_write_tokens, cost_nano, unpriced_reason, latency_ms, tools, task_type,
+            success, estimated, ts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// Binds `text`; SQLite copies it before returning (SQLITE_TRANSIENT).
+    static func bind(_ handle: OpaquePointer?, _ index: Int32, _ text: String) {
+        sqlite3_bind_text(handle, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    }
+}
