@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import OrionCore
 import OrionTestSupport
@@ -86,4 +87,17 @@ import Testing
         #expect(try await tracker.flush() == 10)
         #expect(try tracker.summary(hours: 1).first?.calls == 10)
     }
+
+    @Test func aFailedWriteKeepsItsRecordsQueued() async throws {
+        let tracker = try UsageTracker(path: dir + "/usage.sqlite", logger: logger, batchSize: 100)
+        for i in 0..<250 { tracker.record(Self.record(i)) }
+        // The table is away: the write fails, and nothing is lost.
+        try await tracker.pool.write { try $0.execute(sql: "ALTER TABLE usage RENAME TO usage_away") }
+        await #expect(throws: (any Error).self) { try await tracker.flush() }
+        #expect(tracker.pending == 250)
+        try await tracker.pool.write { try $0.execute(sql: "ALTER TABLE usage_away RENAME TO usage") }
+        #expect(try await tracker.flush() == 250)
+        #expect(try tracker.summary(hours: 1).first?.calls == 250)
+    }
 }
+

@@ -163,21 +163,27 @@ public final class UsageTracker: Service, Sendable {
                 return taken
             }
             guard !taken.isEmpty else { return written }
-            // Chunks are written in batches of about `batchSize` records, one transaction each.
-            var batch: [[UsageRecord]] = []
-            var size = 0
-            for chunk in taken {
-                batch.append(chunk)
-                size += chunk.count
-                if size >= batchSize {
-                    try await write(batch)
-                    written += size
-                    (batch, size) = ([], 0)
+            // Chunks are written in batches of about `batchSize` records, one transaction each. A
+            // batch that fails goes back to the front of the queue with everything after it.
+            var start = 0
+            while start < taken.count {
+                var end = start, size = 0
+                while end < taken.count, size < batchSize {
+                    size += taken[end].count
+                    end += 1
                 }
-            }
-            if !batch.isEmpty {
-                try await write(batch)
+                do {
+                    try await write(Array(taken[start..<end]))
+                } catch {
+                    let unwritten = Array(taken[start...])
+                    state.withLock { state in
+                        state.chunks = unwritten + state.chunks
+                        state.queued += unwritten.reduce(0) { $0 + $1.count }
+                    }
+                    throw error
+                }
                 written += size
+                start = end
             }
         }
     }
