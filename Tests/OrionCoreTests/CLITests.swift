@@ -102,8 +102,7 @@ import Testing
     @Test func benchPrintsOneJSONObjectLast() throws {
         let output = try run(["bench", "plugin-call", "--iterations", "20000", "--rounds", "1", "--json"])
         #expect(output.status == 0, "\(output.stderr)")
-        let last = try #require(output.stdout.split(separator: "\n").last)
-        let object = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double]
+        let object = output.lastJSON(as: [String: Double].self)
         for key in ["direct_ns", "c_plugin_ns", "swift_plugin_ns", "c_ratio", "swift_ratio"] {
             #expect(object?[key] != nil, "missing \(key)")
         }

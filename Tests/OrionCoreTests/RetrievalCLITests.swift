@@ -69,7 +69,7 @@ import Testing
         #expect(bench.status == 0, "\(bench.stderr)")
         #expect(bench.stdout.contains("batch 32, 2 threads"), "\(bench.stdout)")
         #expect(!bench.stdout.contains("baseline unavailable"), "\(bench.stdout)")
-        let json = try #require(bench.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        let json = try #require(bench.lastJSON(as: [String: Double].self))
         for key in ["eps_batch1_t1", "eps_batch32_t1", "eps_batch1_t2", "eps_batch32_t2", "load_s", "rss_mb", "python_eps_batch1_t1", "python_eps_batch32_t2"] {
             #expect((json[key] ?? 0) > 0, "\(key)")
         }
@@ -93,7 +93,7 @@ import Testing
         let bench = try run(["bench", "usage", "--records", "2000", "--json", "--config", config])
         #expect(bench.status == 0, "\(bench.stderr)")
         #expect(bench.stdout.contains("dropped            0"), "\(bench.stdout)")
-        let json = try #require(bench.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        let json = try #require(bench.lastJSON(as: [String: Double].self))
         for key in ["records_per_s", "record_p50_ns", "record_p99_ns", "record_max_ns"] { #expect((json[key] ?? 0) > 0, "\(key)") }
     }
 
@@ -129,8 +129,7 @@ import Testing
         for retriever in ["vector", "hybrid"] {
             let output = try run(["bench", "retrieval", data, "--retriever", retriever, "--json", "--config", config])
             #expect(output.status == 0, "\(output.stderr)")
-            let last = try #require(output.stdout.split(separator: "\n").last)
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+            let object = try #require(output.lastJSON(as: [String: Double].self))
             for key in ["ndcg_at_10", "recall_at_100", "qps", "build_seconds", "rss_mb"] { #expect(object[key] != nil, "\(key)") }
             #expect(object["ndcg_at_10"] == 1, "\(retriever): both queries find their relevant document first")
             #expect(object["recall_at_100"] == 1)
@@ -138,7 +137,7 @@ import Testing
         // Agreement with an exact instance: the hybrid's top 10 holds all four documents exact search ranks.
         let against = try run(["bench", "retrieval", data, "--retriever", "hybrid", "--exact", "vector", "--json", "--config", config])
         #expect(against.stdout.contains("recall@10 against 'vector' (exact): 1.0000"), "\(against.stdout)")
-        let againstJSON = try #require(against.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] })
+        let againstJSON = try #require(against.lastJSON(as: [String: Double].self))
         #expect(againstJSON["recall_at_10_vs_exact"] == 1)
         let unknown = try run(["bench", "retrieval", data, "--retriever", "nope", "--config", config])
         #expect(unknown.status != 0)
@@ -155,8 +154,7 @@ import Testing
             let output = try run(["bench", "retrieval", "--synthetic", "400", "--synthetic-queries", "30", "--dimensions", "32", "--json", "--config", config] + extra)
             #expect(output.status == 0, "\(output.stderr)")
             #expect(output.stdout.contains("recall@10 vs exact"))
-            let last = try #require(output.stdout.split(separator: "\n").last)
-            return try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+            return try #require(output.lastJSON(as: [String: Double].self))
         }
         let thorough = try bench(["--ef-search", "500"])
         #expect(thorough["hnsw_recall_at_10"] == 1)
@@ -176,8 +174,7 @@ import Testing
         let output = try run(["bench", "memrl", "--intents", "6", "--episodes", "4", "--json", "--config", config])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("episode  similarity default    paper"))
-        let last = try #require(output.stdout.split(separator: "\n").last)
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: [String: Any]])
+        let object = try #require(output.lastJSON(as: [String: [String: Any]].self))
         #expect(object["similarity"]?["final_good_first_share"] as? Double == 0)
         #expect(object["default"]?["final_good_first_share"] as? Double == 1)
         #expect((object["paper"]?["curve"] as? [Double])?.count == 4)
@@ -194,8 +191,7 @@ import Testing
         let output = try run(["bench", "gateway", "--requests", "100", "--concurrency", "2", "--memories", "20", "--rounds", "1", "--json", "--config", config])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("the chain adds"))
-        let last = try #require(output.stdout.split(separator: "\n").last)
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double])
+        let object = try #require(output.lastJSON(as: [String: Double].self))
         for key in ["floor_rps", "chain_rps", "search_rps", "floor_p50_ms", "chain_p50_ms", "chain_p99_ms", "added_p50_ms"] {
             #expect(object[key] != nil, "\(key)")
         }

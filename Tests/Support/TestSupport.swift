@@ -85,6 +85,12 @@ public enum OrionCommand {
         public var status: Int32
         public var stdout: String
         public var stderr: String
+
+        /// The last line of standard output parsed as a JSON value of type `T` (the `--json`
+        /// object every bench ends with), or nil.
+        public func lastJSON<T>(as type: T.Type) -> T? {
+            stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? T }
+        }
     }
 
     public static var path: String { (TestPlugins.directory as NSString).appendingPathComponent("orion") }
