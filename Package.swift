@@ -65,6 +65,7 @@ let plugins: [(Product, Target)] = [
         "vector-flat", target: "VectorFlat", path: "Plugins/vector-flat",
         extra: ["OrionVectorKernels"], exclude: ["Kernels"]),
     swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
+    swiftPlugin("engine-openai", target: "EngineOpenAI", path: "Plugins/engine-openai"),
     swiftPlugin("pricing-table", target: "PricingTable", path: "Plugins/pricing-table"),
     // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
     // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.
@@ -166,6 +167,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Runtime/Core",
             swiftSettings: swiftSettings
@@ -191,11 +195,23 @@ let package = Package(
             resources: [.copy("OpenAPI/openapi.json")],
             swiftSettings: swiftSettings
         ),
+        // A loopback stand-in for the OpenAI and Anthropic APIs (benchmarks and tests).
+        .target(
+            name: "OrionUpstreamFake",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Runtime/UpstreamFake",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "OrionCLI",
             dependencies: [
                 "OrionCore", "OrionGateway", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
-                "OrionWordPiece",
+                "OrionWordPiece", "OrionUpstreamFake",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -238,7 +254,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "OrionTestSupport", "OrionCore", "OrionGateway",
+                "OrionTestSupport", "OrionCore", "OrionGateway", "OrionUpstreamFake",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),

@@ -10,10 +10,21 @@ command -v schemathesis >/dev/null || python3 -m pip install -q "schemathesis>=4
 
 work="$(mktemp -d)"
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+upstream=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -n "$upstream" ] && kill "$upstream" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+upstream_port="$(free_port)"
+# Chat goes to the loopback fake upstream (OpenAI's wire format), never off the machine.
+"$ORION_BIN" bench upstream --port "$upstream_port" >/dev/null &
+upstream=$!
 mkdir -p "$work/plugins.d"
 cat >"$work/plugins.d/fts.yaml" <<'YAML'
 id: fts
@@ -44,16 +55,29 @@ id: hybrid
 plugin: hybrid-rrf
 config: { sources: [{ id: vector }, { id: fts }] }
 YAML
+cat >"$work/plugins.d/openai.yaml" <<YAML
+id: openai
+plugin: engine-openai
+config: { baseUrl: "http://127.0.0.1:$upstream_port/v1", apiKey: fuzz, retries: 0 }
+YAML
+cat >"$work/plugins.d/pricing.yaml" <<'YAML'
+id: pricing
+plugin: pricing-table
+config: { models: { gpt-4o-mini: { input: 0.15, output: 0.60 } } }
+YAML
 cat >"$work/plugins.d/tiers.yaml" <<'YAML'
 tiers:
   free:
-    capabilities: { retrieval: [hybrid, fts], rate_limit: ratelimit, embeddings: embed }
+    limits: { requestsPerHour: 60, costCapUsd: 1000 }
+    capabilities: { retrieval: [hybrid, fts], rate_limit: ratelimit, embeddings: embed, pricing: pricing, chat: openai }
+    models: { gpt-4o-mini: openai, text-embedding-3-small: openai, all-MiniLM-L6-v2: embed }
 YAML
 cat >"$work/orion.yaml" <<YAML
 dataDirectory: data
 workspace: { basePath: data/workspaces }
 plugins: { directory: plugins.d, watchIntervalSeconds: 0 }
 gateway: { port: $port }
+telemetry: { defaultCostCapUsd: 1000 }
 YAML
 
 "$ORION_BIN" serve --config "$work/orion.yaml" --log-level error &

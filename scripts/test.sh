@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# The real openai Python client, for the tests that call the OpenAI-compatible API with it.
+bash scripts/client-setup.sh
 
 swift build --build-tests --enable-code-coverage
 swift test --skip-build --enable-code-coverage

@@ -40,8 +40,25 @@ public enum HostAPI {
                 guard let ctx else { return SystemClock.monotonicNanoseconds() }
                 return HostContext.with(ctx) { $0.services.monotonicNanoseconds() }
             },
-            http_request: { _, _, _, err in
-                PluginError(.unsupported, "this host does not offer HTTP egress yet").write(to: err)
+            http_request: { ctx, request, handler, err in
+                guard let ctx, let request else {
+                    return PluginError(.invalidArgument, "http_request needs a context and a request").write(to: err)
+                }
+                guard Int(request.pointee.struct_size) >= MemoryLayout<orion_http_request>.size else {
+                    return PluginError(.invalidArgument, "set orion_http_request.struct_size = sizeof(orion_http_request)").write(to: err)
+                }
+                guard handler.head != nil, handler.body != nil, handler.complete != nil else {
+                    return PluginError(.invalidArgument, "the response handler needs head, body and complete").write(to: err)
+                }
+                let copied = HostHTTPRequest(request.pointee)
+                do throws(PluginError) {
+                    try HostContext.with(ctx) { (context) throws(PluginError) in
+                        try context.services.send(copied, to: HostHTTPHandler(handler))
+                    }
+                } catch {
+                    return error.write(to: err)
+                }
+                return ORION_OK
             },
             registry_acquire: { ctx, kind, id, out, err in
                 guard let ctx, let out else {

@@ -18,6 +18,9 @@ public protocol HostServices: AnyObject, Sendable {
     func monotonicNanoseconds() -> Int64
     /// Leases the current instance `id` of `kind` for one operation.
     func acquire(kind: PluginKind, id: String) throws(PluginError) -> HostLease
+    /// Starts an outbound HTTP exchange and drives `handler` to its completion; throws (and never
+    /// touches `handler`) when the request is refused before it starts.
+    func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError)
 }
 
 extension HostServices {
@@ -27,6 +30,9 @@ extension HostServices {
     public func recordHistogram(name: String, value: Double) {}
     public func acquire(kind: PluginKind, id: String) throws(PluginError) -> HostLease {
         throw PluginError(.notFound, "this host offers no registry lookups")
+    }
+    public func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError) {
+        throw PluginError(.unsupported, "this host offers no HTTP egress")
     }
 }
 

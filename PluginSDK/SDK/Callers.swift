@@ -226,13 +226,16 @@ public struct RetrieverCaller: @unchecked Sendable {
     }
 }
 
-/// Owns copies of strings and arrays for the duration of one call into a plugin.
-final class StringArena {
+/// Owns copies of strings and arrays for the duration of one call across the ABI: keep it alive
+/// (`withExtendedLifetime`) until the call returns.
+public final class StringArena {
     private var blocks: [UnsafeMutableRawPointer] = []
+
+    public init() {}
 
     deinit { for block in blocks { block.deallocate() } }
 
-    func str(_ string: String) -> orion_str {
+    public func str(_ string: String) -> orion_str {
         let utf8 = Array(string.utf8)
         guard !utf8.isEmpty else { return orion_str(ptr: nil, len: 0) }
         let block = UnsafeMutableRawPointer.allocate(byteCount: utf8.count, alignment: 1)

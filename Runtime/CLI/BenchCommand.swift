@@ -8,7 +8,7 @@ import OrionPluginSDK
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
-        subcommands: [PluginCall.self, BenchRetrieval.self, BenchMemRL.self, BenchGateway.self, BenchEmbed.self, BenchUsage.self])
+        subcommands: [PluginCall.self, BenchRetrieval.self, BenchMemRL.self, BenchGateway.self, BenchEmbed.self, BenchUsage.self, BenchUpstream.self])
 }
 
 /// The same arithmetic the benchmark plugins do, called directly: the baseline.

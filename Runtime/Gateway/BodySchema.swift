@@ -13,6 +13,8 @@ struct BodySchema: Sendable {
         case strings(ClosedRange<Int>)
         case numbers(ClosedRange<Int>)
         case oneOf([String])
+        /// Any JSON value; the route checks it.
+        case any
     }
     struct Field: Sendable {
         var kind: Kind
@@ -69,6 +71,7 @@ struct BodySchema: Sendable {
             guard count.contains(items.count), items.allSatisfy({ if case .number(let n) = $0 { n.isFinite } else { false } }) else {
                 throw fail("a list of \(count.lowerBound) to \(count.upperBound) numbers")
             }
+        case (.any, _): break
         case (.oneOf(let options), .string(let text)):
             guard options.contains(text) else { throw fail("one of: \(options.joined(separator: ", "))") }
         case (.string, _): throw fail("a string")

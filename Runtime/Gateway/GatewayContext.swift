@@ -57,6 +57,8 @@ public struct GatewayError: Error, HTTPResponseError, Sendable {
     public var extra: [String: Int64]
     /// Which `orion_violations_total` kind this is, if any.
     public var violation: String?
+    /// Also carry OpenAI's `{"error": {"message", "type", "code"}}` (the `/v1` API's errors).
+    public var openAIShape = false
 
     public init(
         _ status: HTTPResponse.Status, code: String, _ message: String, field: String? = nil, headers: HTTPFields = [:],
@@ -76,6 +78,17 @@ public struct GatewayError: Error, HTTPResponseError, Sendable {
         var object: [String: Any] = ["code": code, "message": message]
         if let field { object["field"] = field }
         for (key, value) in extra { object[key] = value }
+        if openAIShape {
+            let type = switch status.code {
+            case 400, 404: "invalid_request_error"
+            case 401: "authentication_error"
+            case 402: "insufficient_quota"
+            case 403: "permission_error"
+            case 429: "rate_limit_error"
+            default: "server_error"
+            }
+            object["error"] = ["message": message, "type": type, "code": code, "param": field.map { $0.isEmpty ? NSNull() as Any : String($0.dropFirst()) } ?? NSNull()]
+        }
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     }
 

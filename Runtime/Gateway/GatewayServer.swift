@@ -52,6 +52,8 @@ public struct GatewayServer: Sendable {
         router.add(middleware: IdempotencyMiddleware(store: store))
         SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
+        OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)
+        UsageRoutes(usage: app.usage, engines: app.engines, rbac: config.rbac).add(to: router)
         return router
     }
 

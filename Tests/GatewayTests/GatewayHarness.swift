@@ -42,8 +42,17 @@ final class GatewayHarness: Sendable {
         case broken
     }
 
+    /// Engines for the tier: instance files to add, capabilities to map and the tier's `models`.
+    struct Engines {
+        var files: [String: String] = [:]
+        var capabilities = ""
+        var models = ""
+        var costCapUSD = 50.0
+    }
+
     static func start(
-        rateLimit: Int = 1000, quota: Int? = nil, embeddings: Embeddings = .none, configure: (inout RuntimeConfig) -> Void = { _ in }
+        rateLimit: Int = 1000, quota: Int? = nil, embeddings: Embeddings = .none, engines: Engines? = nil,
+        configure: (inout RuntimeConfig) -> Void = { _ in }
     ) async throws -> GatewayHarness {
         let dir = TestPlugins.temporaryDirectory("orion-gateway")
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
@@ -63,8 +72,16 @@ final class GatewayHarness: Sendable {
             try write("hybrid.yaml", "id: hybrid\nplugin: hybrid-rrf\nconfig: { sources: [{ id: vector }, { id: fts }] }\n")
             capabilities = capabilities.replacingOccurrences(of: "retrieval: [fts]", with: "retrieval: [hybrid, fts], embeddings: embed")
         }
+        var tierExtra = ""
+        var cap = ""
+        if let engines {
+            for (name, text) in engines.files { try write(name, text) }
+            if !engines.capabilities.isEmpty { capabilities += ", " + engines.capabilities }
+            if !engines.models.isEmpty { tierExtra = "    models: \(engines.models)\n" }
+            cap = ", costCapUsd: \(engines.costCapUSD)"
+        }
         capabilities = "{ \(capabilities) }"
-        try write("tiers.yaml", "tiers:\n  free:\n    limits: { requestsPerHour: \(quota ?? 100) }\n    capabilities: \(capabilities)\n")
+        try write("tiers.yaml", "tiers:\n  free:\n    limits: { requestsPerHour: \(quota ?? 100)\(cap) }\n    capabilities: \(capabilities)\n" + tierExtra)
         var config = RuntimeConfig()
         config.dataDirectory = dir
         config.workspaceBasePath = dir + "/workspaces"

@@ -101,12 +101,15 @@ public struct TierSpec: Sendable, Hashable {
     public var costCapUSD: Double
     /// Capability → instance ids, in order of preference (the first is primary, the rest fallbacks).
     public var capabilities: [String: [String]]
+    /// Model name → engine routes, primary first: the models this tier's callers may ask for.
+    public var models: [String: [ModelRoute]]
 
-    public init(name: String, requestsPerHour: Int, costCapUSD: Double, capabilities: [String: [String]] = [:]) {
+    public init(name: String, requestsPerHour: Int, costCapUSD: Double, capabilities: [String: [String]] = [:], models: [String: [ModelRoute]] = [:]) {
         self.name = name
         self.requestsPerHour = requestsPerHour
         self.costCapUSD = costCapUSD
         self.capabilities = capabilities
+        self.models = models
     }
 
     /// Limits of the built-in tiers, used when the manifest does not set them.
@@ -194,7 +197,7 @@ public struct DeploymentSpec: Sendable, Hashable {
         var tiers: [TierSpec] = []
         for name in tiersNode.keys {
             let tier = try tiersNode.mapping(name)
-            try tier.rejectUnknownKeys(["limits", "capabilities", "description"])
+            try tier.rejectUnknownKeys(["limits", "capabilities", "models", "description"])
             let limits = try tier.mapping("limits")
             try limits.rejectUnknownKeys(["requestsPerHour", "costCapUsd"])
             let defaults = TierSpec.builtInLimits[name]
@@ -216,7 +219,8 @@ public struct DeploymentSpec: Sendable, Hashable {
                 capabilities[capability] = ids
                 referenceLines["\(name).\(capability)"] = caps[capability]?.line
             }
-            tiers.append(TierSpec(name: name, requestsPerHour: rph, costCapUSD: cap, capabilities: capabilities))
+            let models = try parseModels(tier["models"], tier: name)
+            tiers.append(TierSpec(name: name, requestsPerHour: rph, costCapUSD: cap, capabilities: capabilities, models: models))
         }
         self.tiers = tiers
     }
@@ -232,6 +236,13 @@ public struct DeploymentSpec: Sendable, Hashable {
                     errors.append(ConfigError(
                         file: tierManifestFile, line: referenceLines["\(tier.name).\(capability)"], key: "tiers.\(tier.name).capabilities.\(capability)",
                         message: "refers to instance '\(id)', which no file in plugins.d declares. Declared instances: \(known.isEmpty ? "none" : known)."))
+                }
+            }
+            for (model, routes) in tier.models.sorted(by: { $0.key < $1.key }) {
+                for route in routes where !declared.contains(route.instance) {
+                    errors.append(ConfigError(
+                        file: tierManifestFile, line: referenceLines["\(tier.name).models.\(model)"], key: "tiers.\(tier.name).models.\(model)",
+                        message: "routes to instance '\(route.instance)', which no file in plugins.d declares. Declared instances: \(declared.sorted().joined(separator: ", "))."))
                 }
             }
         }

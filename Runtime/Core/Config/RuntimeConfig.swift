@@ -18,6 +18,7 @@ import Foundation
 ///   - `telemetry.alertThreshold` — `COST_ALERT_THRESHOLD` — number in (0, 1], `0.8`.
 ///   - `memory.*` — see ``RuntimeConfig/Memory`` (MemoryConfig.swift).
 ///   - `gateway.*`, `auth.*`, `rbac.roles` — see GatewayConfig.swift.
+///   - `engines.*` — see ``RuntimeConfig/Engines`` (EngineConfig.swift).
 ///   - `rateLimits.requestsPerHour` — `RATE_LIMIT_REQUESTS_PER_HOUR` — integer ≥ 1, `120`.
 ///   - `rateLimits.maxConcurrentSessions` — `MAX_CONCURRENT_SESSIONS` — integer ≥ 1, `10`.
 ///   - `plugins.directory` — `ORION_PLUGINS_D` — path, `plugins.d`.
@@ -43,6 +44,7 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var gateway = Gateway()
     public var auth = Auth()
     public var rbac = RBAC()
+    public var engines = Engines()
     /// The document store file; nil means `<dataDirectory>/documents.sqlite`.
     public var documentStorePath: String?
     /// Where the configuration came from, for messages (`defaults` without a file).
@@ -113,7 +115,7 @@ extension RuntimeConfig {
             }
         }
         do {
-            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac"])
+            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac", "engines"])
             try root.mapping("documents").rejectUnknownKeys(["path"])
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
@@ -122,6 +124,7 @@ extension RuntimeConfig {
             try root.mapping("gateway").rejectUnknownKeys(gatewayKeyNames)
             try root.mapping("auth").rejectUnknownKeys(authKeyNames)
             try root.mapping("rbac").rejectUnknownKeys(["roles"])
+            try root.mapping("engines").rejectUnknownKeys(engineKeyNames)
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])
             try root.mapping("plugins").rejectUnknownKeys(["directory", "searchPaths", "cacheDirectory", "watchIntervalSeconds", "defaultTier"])
         } catch {
@@ -181,7 +184,7 @@ extension RuntimeConfig {
     }
 
     /// Every key: the ones below, the memory keys (MemoryConfig.swift) and the gateway keys (GatewayConfig.swift).
-    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys }
+    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys + engineKeys }
 
     static let coreKeys: [Key] = [
         Key(path: "instanceId", env: "ORION_INSTANCE_ID", requiredInProduction: true) { c, n, _ throws(ConfigError) in

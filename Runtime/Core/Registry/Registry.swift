@@ -8,6 +8,8 @@ public struct Tier: Sendable, Hashable {
     public var requestsPerHour: Int
     public var costCapUSD: Double
     public var capabilities: [String: [String]]
+    /// Model name → engine routes, primary first (`tiers.<name>.models`).
+    public var models: [String: [ModelRoute]] = [:]
 }
 
 /// An immutable view of everything published: instances by id and tiers by name.

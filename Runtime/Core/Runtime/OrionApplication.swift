@@ -16,6 +16,8 @@ public struct OrionApplication: Sendable {
     /// Engine-call records (`telemetry.usageDbPath`); nil when `telemetry.enabled` is off. Its
     /// writer runs as one of ``services`` and flushes at graceful shutdown.
     public let usage: UsageTracker?
+    /// Chat and embeddings through the tiers' engines, with budgets, breakers and usage records.
+    public let engines: ChatEngines
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -43,7 +45,7 @@ public struct OrionApplication: Sendable {
         let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
         return OrionApplication(
             config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger),
-            usage: usage, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
+            usage: usage, engines: ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger), startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts

@@ -17,6 +17,8 @@ public actor PluginRuntime {
     let logger: Logger
     let clock: any RuntimeClock
     let metrics: any MetricsFactory
+    /// Outbound HTTP for every instance (`engines.*`).
+    public nonisolated let egress: HTTPEgress
     var preparers: [any InstancePreparer] = []
     /// Called after a plugin's destroy ran (tests and metrics count these).
     let onDestroyed: @Sendable (InstanceHandle) -> Void
@@ -55,6 +57,7 @@ public actor PluginRuntime {
         self.cache = ImageCache(directory: config.plugins.cachePath(dataDirectory: config.dataDirectory))
         self.locator = locator ?? PluginLocator(configured: config.plugins.searchPaths)
         self.onDestroyed = onDestroyed
+        self.egress = HTTPEgress(config: config.engines, logger: logger)
         let imageLogger = logger
         HostAPI.setImageLogHandler { _, message in imageLogger.warning("plugin entry: \(message)") }
     }
@@ -252,7 +255,8 @@ public actor PluginRuntime {
                 "The config of instance '\(spec.id)' does not match plugin '\(image.info.id)' schema: \(violations.joined(separator: "; ")). Fix 'config' in \(spec.file).",
                 path: path)
         }
-        let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry, metrics: metrics)
+        let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry, metrics: metrics,
+            egress: egress)
         let instance = try PluginInstance(image: image, config: spec.config.jsonData, services: services)
         for preparer in preparers {
             do {
@@ -287,7 +291,24 @@ public actor PluginRuntime {
                     }
                 }
             }
-            tiers[tierSpec.name] = Tier(name: tierSpec.name, requestsPerHour: tierSpec.requestsPerHour, costCapUSD: tierSpec.costCapUSD, capabilities: tierSpec.capabilities)
+            for (model, routes) in tierSpec.models.sorted(by: { $0.key < $1.key }) {
+                for route in routes {
+                    guard let handle = instances[route.instance] else {
+                        warnings.append("tier '\(tierSpec.name)' routes model '\(model)' to instance '\(route.instance)', which did not load")
+                        continue
+                    }
+                    let offered = handle.info.manifest.capabilities
+                    if !offered.contains("chat") && !offered.contains("embeddings") {
+                        mismatches.append(ConfigError(
+                            file: spec.tierManifestFile, line: spec.referenceLines["\(tierSpec.name).models.\(model)"],
+                            key: "tiers.\(tierSpec.name).models.\(model)",
+                            message: "instance '\(route.instance)' (plugin \(handle.info.id)) is not an engine: it provides \(offered.joined(separator: ", ")). Route models to instances that provide 'chat' or 'embeddings'."))
+                    }
+                }
+            }
+            tiers[tierSpec.name] = Tier(
+                name: tierSpec.name, requestsPerHour: tierSpec.requestsPerHour, costCapUSD: tierSpec.costCapUSD, capabilities: tierSpec.capabilities,
+                models: tierSpec.models)
         }
         return (tiers, mismatches, warnings)
     }

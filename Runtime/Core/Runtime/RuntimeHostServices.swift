@@ -25,10 +25,14 @@ final class RuntimeHostServices: HostServices {
     let clock: any RuntimeClock
     weak let registry: Registry?
     let metrics: any MetricsFactory
+    let egress: HTTPEgress
     private let counters = Mutex<[String: Counter]>([:])
     private let recorders = Mutex<[String: Recorder]>([:])
 
-    init(instanceID: String, pluginID: String, logger: Logger, clock: any RuntimeClock, registry: Registry, metrics: any MetricsFactory) {
+    init(
+        instanceID: String, pluginID: String, logger: Logger, clock: any RuntimeClock, registry: Registry, metrics: any MetricsFactory,
+        egress: HTTPEgress
+    ) {
         var logger = logger
         logger[metadataKey: "orion.plugin.id"] = "\(pluginID)"
         logger[metadataKey: "orion.plugin.instance"] = "\(instanceID)"
@@ -37,6 +41,7 @@ final class RuntimeHostServices: HostServices {
         self.clock = clock
         self.registry = registry
         self.metrics = metrics
+        self.egress = egress
     }
 
     func log(level: PluginHost.LogLevel, message: String) {
@@ -87,6 +92,10 @@ final class RuntimeHostServices: HostServices {
             throw PluginError(.invalidArgument, "instance '\(id)' provides no \(kind) table")
         }
         return HostLease(instance: lease.instance.pointer, table: table, kind: kind) { lease.release() }
+    }
+
+    func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError) {
+        try egress.start(request, handler: handler, pluginID: pluginID)
     }
 
     /// Keeps metric names Prometheus-valid: `[a-zA-Z0-9_]`.

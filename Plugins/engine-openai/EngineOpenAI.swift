@@ -1,0 +1,171 @@
+import Foundation
+import OrionPluginABI
+import OrionPluginSDK
+
+/// `engine-openai`: any OpenAI-compatible API (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp's
+/// server) — chat completions, streamed as server-sent events, tool calls passed through both ways,
+/// and embeddings. Every request goes out through the host's HTTP callout.
+final class EngineOpenAI: OrionPlugin, EnginePlugin {
+    /// - Configuration keys:
+    ///   - `baseUrl` (URL, default `https://api.openai.com/v1`): the API root; `/chat/completions`
+    ///     and `/embeddings` are appended. Its host must be in `engines.egressAllowedHosts`.
+    ///   - `apiKey` (string, optional): sent as `Authorization: Bearer …`. Prefer `apiKeyEnv`.
+    ///   - `apiKeyEnv` (string, default `OPENAI_API_KEY`): the environment variable read for the
+    ///     key when `apiKey` is not set. No key at all sends no `Authorization` (Ollama, llama.cpp).
+    ///   - `defaultModel` (string, optional): used when a request names no model.
+    ///   - `embeddingModel` (string, default `text-embedding-3-small`): for embeddings that name none.
+    ///   - `headers` (object of strings, default `{}`): extra request headers, e.g. `OpenAI-Organization`.
+    ///   - `timeoutSeconds` (number, default: the host's `engines.timeoutSeconds`): one HTTP exchange.
+    ///   - `retries` (integer 0–10, default `2`): further attempts after a 408, 429 or 5xx, waiting
+    ///     the response's `Retry-After` when it has one, else a jittered backoff from `retryBaseMs`
+    ///     (default `250`) doubling up to 5 s. A `Retry-After` over `maxRetryAfterSeconds` (default
+    ///     `20`) fails the call at once.
+    struct Configuration: Decodable, Sendable {
+        var baseUrl: String?
+        var apiKey: String?
+        var apiKeyEnv: String?
+        var defaultModel: String?
+        var embeddingModel: String?
+        var headers: [String: String]?
+        var timeoutSeconds: Double?
+        var retries: Int?
+        var retryBaseMs: Int?
+        var maxRetryAfterSeconds: Double?
+    }
+
+    static let descriptor = PluginDescriptor(
+        id: "engine-openai", version: "1.0.0", capabilities: ["chat", "embeddings"],
+        configSchema: """
+            {"type":"object","additionalProperties":false,"properties":{
+            "baseUrl":{"type":"string","minLength":1},
+            "apiKey":{"type":"string","minLength":1},
+            "apiKeyEnv":{"type":"string","minLength":1},
+            "defaultModel":{"type":"string","minLength":1},
+            "embeddingModel":{"type":"string","minLength":1},
+            "headers":{"type":"object"},
+            "timeoutSeconds":{"type":"number","minimum":0.1,"maximum":3600},
+            "retries":{"type":"integer","minimum":0,"maximum":10},
+            "retryBaseMs":{"type":"integer","minimum":1,"maximum":60000},
+            "maxRetryAfterSeconds":{"type":"number","minimum":0,"maximum":3600}}}
+            """,
+        summary: "Chat, streamed chat and embeddings over any OpenAI-compatible API")
+
+    let client: UpstreamClient
+    let defaultModel: String?
+    let embeddingModel: String
+
+    init(configuration c: Configuration, host: PluginHost) throws {
+        let base = (c.baseUrl ?? "https://api.openai.com/v1").trimmingSuffix("/")
+        guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+            throw PluginError(.config, "'baseUrl' must be an http or https URL, e.g. https://api.openai.com/v1; got '\(base)'")
+        }
+        var headers = [(name: "Content-Type", value: "application/json")]
+        let keyVariable = c.apiKeyEnv ?? "OPENAI_API_KEY"
+        if let key = c.apiKey ?? ProcessInfo.processInfo.environment[keyVariable], !key.isEmpty {
+            headers.append((name: "Authorization", value: "Bearer \(key)"))
+        }
+        for (name, value) in (c.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard name.lowercased() != "authorization" else {
+                throw PluginError(.config, "'headers' must not set Authorization; use apiKey or apiKeyEnv")
+            }
+            headers.append((name: name, value: value))
+        }
+        client = UpstreamClient(
+            host: host, baseURL: base, headers: headers, timeout: c.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) },
+            retry: RetryPolicy(
+                maxRetries: c.retries ?? 2, baseDelay: .milliseconds(c.retryBaseMs ?? 250),
+                maxRetryAfter: .milliseconds(Int64((c.maxRetryAfterSeconds ?? 20) * 1000))),
+            keyHint: c.apiKey != nil ? "'apiKey'" : "\(keyVariable)")
+        defaultModel = c.defaultModel
+        embeddingModel = c.embeddingModel ?? "text-embedding-3-small"
+    }
+
+    func chat(request: Data) async throws -> Data {
+        var body = try requestObject(request)
+        body["stream"] = false
+        body["stream_options"] = nil
+        let response = try await client.post("/chat/completions", json: body)
+        let data = try await response.collect()
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["choices"] is [Any] else {
+            throw PluginError(.unavailable, "the upstream answered 200 with a body that is not a chat.completion")
+        }
+        return data
+    }
+
+    func chatStream(request: Data, emit: @Sendable (Data) -> Bool) async throws -> Data {
+        var body = try requestObject(request)
+        body["stream"] = true
+        body["stream_options"] = ["include_usage": true]
+        let response = try await client.post("/chat/completions", json: body)
+        var parser = ServerSentEventParser()
+        var usage = Data()
+        for try await chunk in response.body {
+            for event in parser.feed(chunk) {
+                if event.data == "[DONE]" { return usage }
+                guard let object = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any] else {
+                    throw PluginError(.unavailable, "the upstream sent an event that is not JSON")
+                }
+                if let error = object["error"] {
+                    throw PluginError(.unavailable, "the upstream failed mid-stream: \(UpstreamClient.describe(error))")
+                }
+                if let value = object["usage"], !(value is NSNull) {
+                    usage = try JSONSerialization.data(withJSONObject: value)
+                }
+                if let choices = object["choices"] as? [Any], !choices.isEmpty {
+                    guard emit(Data(event.data.utf8)) else { return usage }
+                }
+            }
+        }
+        throw PluginError(.unavailable, "the upstream's stream ended before [DONE]: the answer is incomplete")
+    }
+
+    func embed(model: String, texts: [String]) async throws -> Embeddings {
+        guard !texts.isEmpty else { return Embeddings(vectors: [], dimensions: 0) }
+        let body: [String: Any] = ["model": model.isEmpty ? embeddingModel : model, "input": texts, "encoding_format": "float"]
+        let data = try await client.post("/embeddings", json: body).collect()
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let items = object["data"] as? [[String: Any]] else {
+            throw PluginError(.unavailable, "the upstream answered 200 with a body that is not an embedding list")
+        }
+        var rows = [[Float]?](repeating: nil, count: texts.count)
+        for (position, item) in items.enumerated() {
+            let index = item["index"] as? Int ?? position
+            guard rows.indices.contains(index), let values = item["embedding"] as? [NSNumber] else {
+                throw PluginError(.unavailable, "the upstream's embedding \(position) has no index in range or no float vector")
+            }
+            rows[index] = values.map(\.floatValue)
+        }
+        let vectors = rows.compactMap { $0 }
+        guard vectors.count == texts.count, let dimensions = vectors.first?.count, dimensions > 0, vectors.allSatisfy({ $0.count == dimensions }) else {
+            throw PluginError(.unavailable, "the upstream returned \(vectors.count) vectors of mixed or zero size for \(texts.count) texts")
+        }
+        let usage = (object["usage"]).flatMap { try? JSONSerialization.data(withJSONObject: $0) } ?? Data()
+        return Embeddings(vectors: vectors.flatMap { $0 }, dimensions: dimensions, usage: usage)
+    }
+
+    /// The caller's request as an object, with the default model filled in.
+    func requestObject(_ request: Data) throws -> [String: Any] {
+        guard var object = (try? JSONSerialization.jsonObject(with: request)) as? [String: Any] else {
+            throw PluginError(.invalidArgument, "the chat request is not a JSON object")
+        }
+        if (object["model"] as? String ?? "").isEmpty {
+            guard let defaultModel else {
+                throw PluginError(.invalidArgument, "the request names no model and this instance sets no 'defaultModel'")
+            }
+            object["model"] = defaultModel
+        }
+        return object
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var text = self
+        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
+        return text
+    }
+}
+
+@c(orion_plugin_v1_entry)
+public func orionPluginEntry(_ host: UnsafePointer<orion_host_api>?) -> UnsafePointer<orion_plugin_info>? {
+    PluginExport.entry(EngineOpenAI.self, host: host)
+}

@@ -1,0 +1,192 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// A spending limit a call would cross.
+public struct BudgetExceeded: Error, Sendable, CustomStringConvertible {
+    public enum Scope: String, Sendable { case session, tenant }
+    public var scope: Scope
+    public var capNanoUSD: Int64
+    /// Spent plus reserved by calls in flight, before this call.
+    public var committedNanoUSD: Int64
+    /// The most this call could cost.
+    public var requestedNanoUSD: Int64
+
+    public var description: String {
+        let what = scope == .session ? "this session's cap" : "your tenant's monthly cap"
+        return "the call could cost up to \(Self.usd(requestedNanoUSD)), and \(what) of \(Self.usd(capNanoUSD)) has \(Self.usd(max(0, capNanoUSD - committedNanoUSD))) left; "
+            + (scope == .session ? "start a new session or ask for a higher cap" : "wait for next month or move to a higher tier")
+            + " (a smaller max_tokens lowers the reservation)"
+    }
+
+    static func usd(_ nano: Int64) -> String { String(format: "%.6f USD", Double(nano) / 1e9) }
+}
+
+/// A crossing of `telemetry.alertThreshold` of a cap (a `budget_alert` event).
+public struct BudgetAlert: Sendable, Hashable {
+    public var scope: BudgetExceeded.Scope
+    public var tenant: String
+    public var session: String?
+    public var spentNanoUSD: Int64
+    public var capNanoUSD: Int64
+}
+
+/// Spending per session and per tenant per calendar month (UTC), with reservations, so that
+/// concurrent calls cannot spend past a cap together.
+///
+/// ``reserve(_:)`` admits a call only when what is spent, plus what calls in flight reserved,
+/// plus this call's maximum stays within both caps; ``settle(_:actualNanoUSD:)`` replaces the
+/// reservation with the actual cost. An account is loaded once from the usage records (so a restart
+/// remembers what was spent), then kept in memory.
+public final class BudgetLedger: Sendable {
+    struct Key: Hashable, Sendable {
+        var tenant: String
+        /// The session, or nil for the tenant's month.
+        var session: String?
+        var month: Int64
+    }
+    struct Account: Sendable {
+        var spent: Int64
+        var reserved: Int64 = 0
+        var lastUsed: Int64
+    }
+
+    /// One admitted call's hold on both accounts.
+    public struct Reservation: Sendable, Hashable {
+        let session: Key
+        let tenant: Key
+        public let amountNanoUSD: Int64
+        let sessionCap: Int64
+        let tenantCap: Int64
+    }
+
+    private let accounts = Mutex<[Key: Account]>([:])
+    let usage: UsageTracker?
+    let alertThreshold: Double
+    let logger: Logger
+    let onAlert: @Sendable (BudgetAlert) -> Void
+
+    public init(usage: UsageTracker?, alertThreshold: Double, logger: Logger, onAlert: @escaping @Sendable (BudgetAlert) -> Void = { _ in }) {
+        self.usage = usage
+        self.alertThreshold = alertThreshold
+        self.logger = logger
+        self.onAlert = onAlert
+    }
+
+    /// The request to hold `amount` nano-USD for one call of `session` of `tenant`.
+    public struct Request: Sendable {
+        public var tenant: String
+        public var session: String
+        public var amountNanoUSD: Int64
+        public var sessionCapNanoUSD: Int64
+        public var tenantCapNanoUSD: Int64
+
+        public init(tenant: String, session: String, amountNanoUSD: Int64, sessionCapNanoUSD: Int64, tenantCapNanoUSD: Int64) {
+            self.tenant = tenant
+            self.session = session
+            self.amountNanoUSD = amountNanoUSD
+            self.sessionCapNanoUSD = sessionCapNanoUSD
+            self.tenantCapNanoUSD = tenantCapNanoUSD
+        }
+    }
+
+    /// Holds the call's maximum cost, or throws the cap it would cross.
+    public func reserve(_ request: Request, now: Date = Date()) throws -> Reservation {
+        let month = Self.monthStart(now)
+        let sessionKey = Key(tenant: request.tenant, session: request.session, month: 0)
+        let tenantKey = Key(tenant: request.tenant, session: nil, month: month)
+        // Read what the records say outside the lock; the first loader wins.
+        let loaded = try accounts.withLock { ($0[sessionKey] == nil, $0[tenantKey] == nil) }
+        let sessionSpent = loaded.0 ? try spentFromRecords(sessionKey) : 0
+        let tenantSpent = loaded.1 ? try spentFromRecords(tenantKey) : 0
+        let stamp = Int64(now.timeIntervalSince1970)
+        return try accounts.withLock { all in
+            var session = all[sessionKey] ?? Account(spent: sessionSpent, lastUsed: stamp)
+            var tenant = all[tenantKey] ?? Account(spent: tenantSpent, lastUsed: stamp)
+            for (scope, account, cap) in [(BudgetExceeded.Scope.session, session, request.sessionCapNanoUSD), (.tenant, tenant, request.tenantCapNanoUSD)] {
+                let committed = account.spent + account.reserved
+                if committed + request.amountNanoUSD > cap {
+                    all[sessionKey] = session
+                    all[tenantKey] = tenant
+                    throw BudgetExceeded(scope: scope, capNanoUSD: cap, committedNanoUSD: committed, requestedNanoUSD: request.amountNanoUSD)
+                }
+            }
+            session.reserved += request.amountNanoUSD
+            tenant.reserved += request.amountNanoUSD
+            session.lastUsed = stamp
+            tenant.lastUsed = stamp
+            all[sessionKey] = session
+            all[tenantKey] = tenant
+            if all.count > 100_000 { Self.evictIdle(&all, now: stamp) }
+            return Reservation(
+                session: sessionKey, tenant: tenantKey, amountNanoUSD: request.amountNanoUSD, sessionCap: request.sessionCapNanoUSD,
+                tenantCap: request.tenantCapNanoUSD)
+        }
+    }
+
+    /// Replaces the reservation with what the call cost (0 for a call that failed or had no price).
+    public func settle(_ reservation: Reservation, actualNanoUSD: Int64) {
+        let alerts = accounts.withLock { all -> [BudgetAlert] in
+            var alerts: [BudgetAlert] = []
+            for (key, cap) in [(reservation.session, reservation.sessionCap), (reservation.tenant, reservation.tenantCap)] {
+                guard var account = all[key] else { continue }
+                account.reserved = max(0, account.reserved - reservation.amountNanoUSD)
+                let before = account.spent
+                account.spent += actualNanoUSD
+                all[key] = account
+                let line = Int64((Double(cap) * alertThreshold).rounded(.up))
+                if cap > 0, before < line, account.spent >= line {
+                    alerts.append(BudgetAlert(
+                        scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: account.spent,
+                        capNanoUSD: cap))
+                }
+            }
+            return alerts
+        }
+        for alert in alerts {
+            Counter(label: "orion_budget_alerts_total", dimensions: [("scope", alert.scope.rawValue)]).increment()
+            logger.warning(
+                "budget_alert",
+                metadata: [
+                    "orion.budget.scope": "\(alert.scope.rawValue)", "orion.tenant": "\(alert.tenant)", "orion.session": "\(alert.session ?? "")",
+                    "orion.budget.spent_usd": "\(Double(alert.spentNanoUSD) / 1e9)", "orion.budget.cap_usd": "\(Double(alert.capNanoUSD) / 1e9)",
+                ])
+            onAlert(alert)
+        }
+    }
+
+    /// What a session has spent (settled calls), nano-USD.
+    public func spent(tenant: String, session: String) -> Int64? {
+        accounts.withLock { $0[Key(tenant: tenant, session: session, month: 0)]?.spent }
+    }
+
+    func spentFromRecords(_ key: Key) throws -> Int64 {
+        guard let usage else { return 0 }
+        if let session = key.session { return try usage.sessionSpend(tenant: key.tenant, session: session).costNanoUSD }
+        return try usage.tenantSpend(tenant: key.tenant, from: key.month * 1000, to: Self.nextMonthStart(key.month) * 1000).costNanoUSD
+    }
+
+    /// Accounts idle for an hour with nothing reserved: their records were written long ago, so
+    /// loading them again later gives the same balance.
+    static func evictIdle(_ all: inout [Key: Account], now: Int64) {
+        all = all.filter { $0.value.reserved > 0 || now - $0.value.lastUsed < 3600 }
+    }
+
+    static var utc: Calendar {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!  // UTC always exists
+        return calendar
+    }
+
+    /// The first second of `date`'s month (UTC), Unix seconds.
+    public static func monthStart(_ date: Date) -> Int64 {
+        let parts = utc.dateComponents([.year, .month], from: date)
+        return Int64(utc.date(from: parts)!.timeIntervalSince1970)  // year and month always form a date
+    }
+
+    static func nextMonthStart(_ start: Int64) -> Int64 {
+        let date = Date(timeIntervalSince1970: TimeInterval(start))
+        return Int64(utc.date(byAdding: .month, value: 1, to: date)!.timeIntervalSince1970)  // adding a month always works
+    }
+}

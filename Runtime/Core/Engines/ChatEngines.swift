@@ -1,0 +1,342 @@
+import Foundation
+import Logging
+import OrionPluginHost
+import OrionPluginSDK
+import Synchronization
+
+/// Who a call is for: the budget accounts it is charged to and the usage record it leaves.
+public struct EngineAccount: Sendable, Hashable {
+    public var tier: String
+    public var tenant: String
+    public var user: String
+    public var session: String
+    public var requestID: String
+
+    public init(tier: String, tenant: String, user: String, session: String, requestID: String) {
+        self.tier = tier
+        self.tenant = tenant
+        self.user = user
+        self.session = session
+        self.requestID = requestID
+    }
+}
+
+/// One answered engine call.
+public struct EngineAnswer: Sendable {
+    /// The `chat.completion` (its `usage` filled in, estimated when the provider sent none); for a
+    /// streamed call, the final usage object.
+    public var body: Data
+    public var engine: String
+    public var model: String
+    public var usage: ChatUsage
+    public var cost: Cost
+    /// Routes tried before the one that answered.
+    public var fallbacks: Int
+}
+
+/// Chat through the engines a tier routes a model to: the caller's caps reserved before the call
+/// and settled after it, each engine instance behind its circuit breaker and a deadline, the next
+/// route tried when one fails, one usage record per engine call.
+public final class ChatEngines: Sendable {
+    public static let chatCapability = "chat"
+    let registry: Registry
+    let prices: PriceBook
+    let usage: UsageTracker?
+    public let budgets: BudgetLedger
+    public let breakers: EngineBreakers
+    let config: RuntimeConfig
+    let logger: Logger
+
+    public init(registry: Registry, usage: UsageTracker?, config: RuntimeConfig, logger: Logger) {
+        self.registry = registry
+        self.prices = PriceBook(registry: registry, logger: logger)
+        self.usage = usage
+        self.budgets = BudgetLedger(usage: usage, alertThreshold: config.telemetry.alertThreshold, logger: logger)
+        self.breakers = EngineBreakers(failureThreshold: config.engines.breakerFailures, openSeconds: config.engines.breakerOpenSeconds)
+        self.config = config
+        self.logger = logger
+    }
+
+    /// The per-session cap (`telemetry.defaultCostCapUsd`).
+    public var sessionCapUSD: Double { config.telemetry.defaultCostCapUSD }
+
+    /// The model names `tier` routes, sorted.
+    public func models(tier: String) -> [String] {
+        registry.snapshot.tiers[tier]?.models.keys.sorted() ?? []
+    }
+
+    /// The routes for `model` in `tier`; an empty model takes the tier's `chat` capability (each
+    /// instance's default model).
+    public func routes(tier: String, model: String) throws(EngineError) -> [ModelRoute] {
+        guard let found = registry.snapshot.tiers[tier] else { throw EngineError(.unavailable, "tier '\(tier)' is not deployed") }
+        if model.isEmpty {
+            guard let ids = found.capabilities[Self.chatCapability], !ids.isEmpty else {
+                throw EngineError(.invalidRequest, "name a model: tier '\(tier)' maps no default 'chat' engine. Models: \(models(tier: tier).joined(separator: ", "))")
+            }
+            return ids.map { ModelRoute(instance: $0) }
+        }
+        guard let routes = found.models[model] else {
+            let known = models(tier: tier)
+            throw EngineError(.unknownModel, "model '\(model)' is not offered to tier '\(tier)'; its models are: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        }
+        return routes
+    }
+
+    /// One chat completion.
+    public func complete(_ request: ChatPayload, for caller: EngineAccount) async throws(EngineError) -> EngineAnswer {
+        try await call(request, for: caller, stream: nil)
+    }
+
+    /// A streamed chat: `onChunk` gets each `chat.completion.chunk` (JSON) and returns false to
+    /// stop. A route that fails before its first chunk falls back; after it, the stream fails.
+    public func stream(_ request: ChatPayload, for caller: EngineAccount, onChunk: @escaping @Sendable (Data) -> Bool) async throws(EngineError) -> EngineAnswer {
+        try await call(request, for: caller, stream: onChunk)
+    }
+
+    private func call(_ original: ChatPayload, for caller: EngineAccount, stream onChunk: (@Sendable (Data) -> Bool)?) async throws(EngineError) -> EngineAnswer {
+        let requested = original.model
+        let routes = try routes(tier: caller.tier, model: requested)
+        var request = original
+        let maxOutput = request.boundOutput(default: config.engines.defaultMaxTokens)
+        let reservation = try reserve(request, maxOutput: maxOutput, routes: routes, requested: requested, caller: caller)
+        var failures: [String] = []
+        var rateLimited = true
+        for (index, route) in routes.enumerated() {
+            let model = route.model ?? requested
+            guard breakers.permit(route.instance) else {
+                failures.append("'\(route.instance)': circuit open after repeated failures")
+                rateLimited = false
+                continue
+            }
+            request.setModel(model)
+            let started = ContinuousClock.now
+            let outcome = await attempt(route.instance, request: request, stream: onChunk)
+            let latency = Self.milliseconds(ContinuousClock.now - started)
+            switch outcome {
+            case .answered(let body, let completionBytes, let tools):
+                breakers.record(route.instance, success: true)
+                return finish(
+                    body: body, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools, route: route, model: model,
+                    caller: caller, reservation: reservation, latency: latency, fallbacks: index)
+            case .failed(let error, let emitted):
+                let isCallersFault = error.code == .invalidArgument
+                breakers.record(route.instance, success: isCallersFault)
+                record(caller: caller, engine: route.instance, model: model, latency: latency, success: false)
+                if error.code != .resourceExhausted { rateLimited = false }
+                logger.warning(
+                    "engine call failed", metadata: ["orion.engine": "\(route.instance)", "orion.model": "\(model)", "orion.error": "\(error)"])
+                if isCallersFault || emitted {
+                    budgets.settle(reservation, actualNanoUSD: 0)
+                    throw EngineError(isCallersFault ? .invalidRequest : .unavailable, "engine '\(route.instance)': \(error.message)")
+                }
+                failures.append("'\(route.instance)': \(error.message)")
+            }
+        }
+        budgets.settle(reservation, actualNanoUSD: 0)
+        let summary = "no engine could answer model '\(requested.isEmpty ? "(default)" : requested)': \(failures.joined(separator: "; "))"
+        throw EngineError(rateLimited && !failures.isEmpty ? .rateLimited : .unavailable, summary)
+    }
+
+    /// Holds the most the call could cost on the dearest of its routes.
+    private func reserve(_ request: ChatPayload, maxOutput: Int, routes: [ModelRoute], requested: String, caller: EngineAccount) throws(EngineError) -> BudgetLedger.Reservation {
+        let bound = TokenCounts(input: request.promptTokenBound, output: Int64(maxOutput))
+        let most = routes.compactMap { prices.lookUp(tier: caller.tier, model: $0.model ?? requested, tokens: bound).nanoUSD }.max() ?? 0
+        let tierCap = registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0
+        do {
+            return try budgets.reserve(.init(
+                tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
+                sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD), tenantCapNanoUSD: Self.nano(tierCap)))
+        } catch let exceeded as BudgetExceeded {
+            throw EngineError(.budgetExceeded, exceeded.description, budget: exceeded)
+        } catch {
+            throw EngineError(.unavailable, "the spend so far could not be read: \(error)")
+        }
+    }
+
+    private enum Attempt {
+        case answered(body: Data, completionBytes: Int, tools: [String])
+        case failed(PluginError, emitted: Bool)
+    }
+
+    /// One call to one engine instance under the deadline.
+    private func attempt(_ instance: String, request: ChatPayload, stream onChunk: (@Sendable (Data) -> Bool)?) async -> Attempt {
+        let lease: Lease
+        do {
+            lease = try registry.lease(kind: .engine, id: instance)
+        } catch {
+            return .failed(PluginError(.unavailable, "not loaded (\(error.message))"), emitted: false)
+        }
+        defer { lease.release() }
+        guard let engine = lease.engine else { return .failed(PluginError(.unavailable, "not an engine"), emitted: false) }
+        let data = request.data()
+        let timeout = Duration.milliseconds(Int64(config.engines.timeoutSeconds * 1000))
+        guard let onChunk else {
+            do {
+                let body = try await Deadline.run(timeout) {
+                    try await PluginCallMetrics.measure(instance: instance, operation: "chat") { try await engine.chat(request: data) }
+                }
+                let answer = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+                let messages = (answer?["choices"] as? [[String: Any]])?.compactMap { $0["message"] as? [String: Any] } ?? []
+                let bytes = messages.reduce(0) { $0 + ChatPayload.textBytes($1["content"] ?? "") + ChatPayload.textBytes($1["tool_calls"] ?? []) }
+                return .answered(body: body, completionBytes: bytes, tools: Self.toolNames(messages.flatMap { $0["tool_calls"] as? [Any] ?? [] }))
+            } catch {
+                return .failed(Self.pluginError(error), emitted: false)
+            }
+        }
+        let tally = StreamTally(forward: onChunk)
+        do {
+            let usage = try await Deadline.run(timeout, onTimeout: { tally.close() }) {
+                try await PluginCallMetrics.measure(instance: instance, operation: "chat_stream") {
+                    try await engine.chatStream(request: data) { tally.take($0) }
+                }
+            }
+            let (bytes, tools, _) = tally.summary
+            return .answered(body: usage, completionBytes: bytes, tools: tools)
+        } catch {
+            return .failed(Self.pluginError(error), emitted: tally.summary.emitted)
+        }
+    }
+
+    private func finish(
+        body: Data, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute, model: String,
+        caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int
+    ) -> EngineAnswer {
+        var answer = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:]
+        let providerUsage = streamed ? answer : answer["usage"]
+        let usage = ChatUsage.read(providerUsage) ?? ChatUsage.estimate(prompt: request, completionBytes: completionBytes)
+        let priced = (answer["model"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? model
+        let cost = prices.cost(tier: caller.tier, model: priced, tokens: usage.tokens)
+        budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
+        record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools)
+        let out: Data
+        if streamed {
+            out = (try? JSONSerialization.data(withJSONObject: usage.json)) ?? Data()
+        } else {
+            answer["usage"] = usage.json
+            out = (try? JSONSerialization.data(withJSONObject: answer)) ?? body
+        }
+        return EngineAnswer(body: out, engine: route.instance, model: priced, usage: usage, cost: cost, fallbacks: fallbacks)
+    }
+
+    private func record(
+        caller: EngineAccount, engine: String, model: String, latency: Double, success: Bool, usage: ChatUsage? = nil, cost: Cost = .priced(nanoUSD: 0),
+        tools: [String] = [], taskType: String = "chat"
+    ) {
+        self.usage?.record(UsageRecord(
+            requestID: caller.requestID, sessionID: caller.session, tenant: caller.tenant, user: caller.user, engine: engine, model: model,
+            tokens: usage?.tokens ?? TokenCounts(), cost: cost, latencyMilliseconds: latency, tools: tools, taskType: taskType, success: success,
+            estimated: usage?.estimated ?? false))
+    }
+
+    static func toolNames(_ calls: [Any]) -> [String] {
+        calls.compactMap { (($0 as? [String: Any])?["function"] as? [String: Any])?["name"] as? String }
+    }
+
+    static func pluginError(_ error: any Error) -> PluginError {
+        error as? PluginError ?? PluginError(.internal, "\(error)")
+    }
+
+    static func nano(_ usd: Double) -> Int64 { Int64((usd * 1e9).rounded()) }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+}
+
+/// What a streamed answer has said so far: chunks forwarded, text bytes and tool names (for the
+/// usage estimate and record). Closed at the deadline: later chunks are dropped and stop the plugin.
+final class StreamTally: Sendable {
+    private struct State {
+        var bytes = 0
+        var tools: [String] = []
+        var emitted = false
+        var closed = false
+    }
+    private let state = Mutex(State())
+    let forward: @Sendable (Data) -> Bool
+
+    init(forward: @escaping @Sendable (Data) -> Bool) { self.forward = forward }
+
+    func take(_ chunk: Data) -> Bool {
+        let object = (try? JSONSerialization.jsonObject(with: chunk)) as? [String: Any]
+        let deltas = (object?["choices"] as? [[String: Any]])?.compactMap { $0["delta"] as? [String: Any] } ?? []
+        let bytes = deltas.reduce(0) { $0 + ChatPayload.textBytes($1["content"] ?? "") + ChatPayload.textBytes($1["tool_calls"] ?? []) }
+        let tools = ChatEngines.toolNames(deltas.flatMap { $0["tool_calls"] as? [Any] ?? [] })
+        let open = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.bytes += bytes
+            state.tools += tools
+            state.emitted = true
+            return true
+        }
+        return open && forward(chunk)
+    }
+
+    func close() { state.withLock { $0.closed = true } }
+
+    var summary: (bytes: Int, tools: [String], emitted: Bool) { state.withLock { ($0.bytes, $0.tools, $0.emitted) } }
+}
+
+/// Runs an operation with a time limit that holds even when the operation ignores cancellation
+/// (a plugin call completes when the plugin says so): at the deadline the caller gets a
+/// `deadline` error at once and the operation's late result is dropped.
+enum Deadline {
+    static func run<T: Sendable>(
+        _ limit: Duration, onTimeout: @escaping @Sendable () -> Void = {}, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let gate = Gate<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            gate.arm(continuation)
+            let work = Task {
+                do { gate.resume(.success(try await operation())) } catch { gate.resume(.failure(error)) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                guard !Task.isCancelled else { return }
+                if gate.resume(.failure(PluginError(.deadline, "no answer within engines.timeoutSeconds (\(limit))"))) {
+                    onTimeout()
+                    work.cancel()
+                }
+            }
+            gate.onDone { timer.cancel() }
+        }
+    }
+
+    final class Gate<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var done: (@Sendable () -> Void)?
+            var finished = false
+        }
+        private let state = Mutex(State())
+
+        func arm(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+
+        func onDone(_ action: @escaping @Sendable () -> Void) {
+            let already = state.withLock { state -> Bool in
+                if state.finished { return true }
+                state.done = action
+                return false
+            }
+            if already { action() }
+        }
+
+        /// True for the first result; later ones are dropped.
+        @discardableResult
+        func resume(_ result: Result<T, any Error>) -> Bool {
+            let (continuation, done) = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+                guard !state.finished else { return (nil, nil) }
+                state.finished = true
+                defer {
+                    state.continuation = nil
+                    state.done = nil
+                }
+                return (state.continuation, state.done)
+            }
+            guard let continuation else { return false }
+            continuation.resume(with: result)
+            done?()
+            return true
+        }
+    }
+}
