@@ -66,6 +66,7 @@ let plugins: [(Product, Target)] = [
         extra: ["OrionVectorKernels"], exclude: ["Kernels"]),
     swiftPlugin("hybrid-rrf", target: "HybridRRF", path: "Plugins/hybrid-rrf"),
     swiftPlugin("engine-openai", target: "EngineOpenAI", path: "Plugins/engine-openai"),
+    swiftPlugin("engine-anthropic", target: "EngineAnthropic", path: "Plugins/engine-anthropic"),
     swiftPlugin("pricing-table", target: "PricingTable", path: "Plugins/pricing-table"),
     // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
     // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.

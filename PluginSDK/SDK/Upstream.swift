@@ -19,6 +19,14 @@ public struct RetryPolicy: Sendable, Hashable {
         self.maxRetryAfter = maxRetryAfter
     }
 
+    /// The policy from an engine's usual configuration keys (`retries`, `retryBaseMs`,
+    /// `maxRetryAfterSeconds`), each defaulting to 2, 250 ms and 20 s.
+    public init(retries: Int?, baseMs: Int?, maxRetryAfterSeconds: Double?) {
+        self.init(
+            maxRetries: retries ?? 2, baseDelay: .milliseconds(baseMs ?? 250),
+            maxRetryAfter: .milliseconds(Int64((maxRetryAfterSeconds ?? 20) * 1000)))
+    }
+
     /// True for the statuses worth another attempt.
     public static func isRetryable(status: Int) -> Bool { status == 429 || status == 408 || (500...599).contains(status) }
 

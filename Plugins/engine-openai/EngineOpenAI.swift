@@ -72,9 +72,7 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
         }
         client = UpstreamClient(
             host: host, baseURL: base, headers: headers, timeout: c.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) },
-            retry: RetryPolicy(
-                maxRetries: c.retries ?? 2, baseDelay: .milliseconds(c.retryBaseMs ?? 250),
-                maxRetryAfter: .milliseconds(Int64((c.maxRetryAfterSeconds ?? 20) * 1000))),
+            retry: RetryPolicy(retries: c.retries, baseMs: c.retryBaseMs, maxRetryAfterSeconds: c.maxRetryAfterSeconds),
             keyHint: c.apiKey != nil ? "'apiKey'" : "\(keyVariable)")
         defaultModel = c.defaultModel
         embeddingModel = c.embeddingModel ?? "text-embedding-3-small"

@@ -39,10 +39,19 @@ final class UpstreamHarness: Sendable {
             files: [
                 "openai.yaml": "id: openai\nplugin: engine-openai\nconfig: { baseUrl: 'http://127.0.0.1:\(port)/v1', apiKey: sk-test, retries: \(retries), retryBaseMs: 5 }\n",
                 "dead.yaml": "id: dead\nplugin: engine-openai\nconfig: { baseUrl: 'http://127.0.0.1:9/v1', apiKey: sk-test, retries: 0 }\n",
-                "pricing.yaml": "id: pricing\nplugin: pricing-table\nconfig: { models: { gpt-4o-mini: { input: 0.15, output: 0.60, cacheRead: 0.075 } } }\n",
+                "anthropic.yaml": "id: anthropic\nplugin: engine-anthropic\nconfig: { baseUrl: 'http://127.0.0.1:\(port)/v1', apiKey: sk-ant-test, retries: \(retries), retryBaseMs: 5 }\n",
+                "pricing.yaml": """
+                    id: pricing
+                    plugin: pricing-table
+                    config: { models: { gpt-4o-mini: { input: 0.15, output: 0.60, cacheRead: 0.075 }, claude-3-5-haiku: { input: 0.80, output: 4.00, cacheRead: 0.08 } } }
+
+                    """,
             ],
             capabilities: "pricing: pricing, chat: openai",
-            models: "{ gpt-4o-mini: openai, backup: [dead, openai/gpt-4o-mini], only-dead: dead, text-embedding-3-small: openai\(extraModels) }",
+            models: """
+                { gpt-4o-mini: openai, backup: [dead, openai/gpt-4o-mini], only-dead: dead, text-embedding-3-small: openai,
+                  claude-3-5-haiku: [anthropic, openai/gpt-4o-mini]\(extraModels) }
+                """,
             costCapUSD: costCapUSD)
     }
 }
