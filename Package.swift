@@ -200,6 +200,7 @@ let package = Package(
         .target(
             name: "OrionUpstreamFake",
             dependencies: [
+                "OrionPluginSDK",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

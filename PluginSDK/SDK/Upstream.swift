@@ -163,7 +163,7 @@ public struct UpstreamClient: Sendable {
     /// Retries 408, 429 and 5xx answers (and failures to connect) by the policy; counts each retry
     /// in the plugin metric `upstream_retries_total`.
     public func post(_ path: String, json: Any) async throws -> HTTPResponse {
-        let body = try JSONSerialization.data(withJSONObject: json)
+        let body = try JSONWriter.data(json)
         let request = HTTPRequest(method: "POST", url: baseURL + path, headers: headers, body: body, timeout: timeout)
         var attempt = 0
         while true {

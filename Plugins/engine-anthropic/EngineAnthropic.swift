@@ -83,7 +83,7 @@ final class EngineAnthropic: OrionPlugin, EnginePlugin {
         guard let message = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], message["content"] is [Any] else {
             throw PluginError(.unavailable, "the upstream answered 200 with a body that is not a message")
         }
-        return try JSONSerialization.data(withJSONObject: MessagesMapping.completion(message))
+        return try JSONWriter.data(MessagesMapping.completion(message))
     }
 
     func chatStream(request: Data, emit: @Sendable (Data) -> Bool) async throws -> Data {
@@ -99,7 +99,7 @@ final class EngineAnthropic: OrionPlugin, EnginePlugin {
                 }
                 switch try state.take(object) {
                 case .chunk(let chunk):
-                    guard emit(try JSONSerialization.data(withJSONObject: chunk)) else { return try state.usageJSON() }
+                    guard emit(try JSONWriter.data(chunk)) else { return try state.usageJSON() }
                 case .done:
                     return try state.usageJSON()
                 case .nothing:

@@ -156,7 +156,7 @@ enum MessagesMapping {
             switch block["type"] as? String {
             case "text": text.append(block["text"] as? String ?? "")
             case "tool_use":
-                let input = (try? JSONSerialization.data(withJSONObject: block["input"] ?? [:])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                let input = (try? JSONWriter.data(block["input"] ?? [String: Any]())).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
                 calls.append(["id": block["id"] as? String ?? "", "type": "function", "function": ["name": block["name"] as? String ?? "", "arguments": input]])
             default: break
             }
@@ -236,7 +236,7 @@ enum MessagesMapping {
         }
 
         func usageJSON() throws -> Data {
-            try JSONSerialization.data(withJSONObject: MessagesMapping.usage(usage))
+            try JSONWriter.data(MessagesMapping.usage(usage))
         }
     }
 }

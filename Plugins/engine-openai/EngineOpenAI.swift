@@ -107,7 +107,7 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
                     throw PluginError(.unavailable, "the upstream failed mid-stream: \(UpstreamClient.describe(error))")
                 }
                 if let value = object["usage"], !(value is NSNull) {
-                    usage = try JSONSerialization.data(withJSONObject: value)
+                    usage = try JSONWriter.data(value)
                 }
                 if let choices = object["choices"] as? [Any], !choices.isEmpty {
                     guard emit(Data(event.data.utf8)) else { return usage }
@@ -136,7 +136,7 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
         guard vectors.count == texts.count, let dimensions = vectors.first?.count, dimensions > 0, vectors.allSatisfy({ $0.count == dimensions }) else {
             throw PluginError(.unavailable, "the upstream returned \(vectors.count) vectors of mixed or zero size for \(texts.count) texts")
         }
-        let usage = (object["usage"]).flatMap { try? JSONSerialization.data(withJSONObject: $0) } ?? Data()
+        let usage = (object["usage"]).flatMap { try? JSONWriter.data($0) } ?? Data()
         return Embeddings(vectors: vectors.flatMap { $0 }, dimensions: dimensions, usage: usage)
     }
 

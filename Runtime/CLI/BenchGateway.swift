@@ -26,6 +26,7 @@ struct BenchGateway: AsyncParsableCommand {
     @Option(help: "Memories stored before the search measurement.") var memories = 1000
     @Option(help: "The retriever instance id from plugins.d the tier searches with.") var retriever = "fts"
     @Option(help: "The rate limiter instance id from plugins.d (its limit is raised for the bench).") var limiter = "ratelimit"
+    @Flag(help: "Measure /v1/chat/completions through Orion against a loopback fake upstream called directly.") var chat = false
     @Flag(help: "End with one JSON object.") var json = false
     @OptionGroup var options: ConfigOptions
 
@@ -46,6 +47,7 @@ struct BenchGateway: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if chat { return try await runChat() }
         #if DEBUG
         print("note: this is a debug build; run `swift build -c release` and .build/release/orion for meaningful figures")
         #endif

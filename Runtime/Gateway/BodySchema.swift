@@ -15,6 +15,7 @@ struct BodySchema: Sendable {
         case oneOf([String])
         /// Any JSON value; the route checks it.
         case any
+        case bool
     }
     struct Field: Sendable {
         var kind: Kind
@@ -71,7 +72,8 @@ struct BodySchema: Sendable {
             guard count.contains(items.count), items.allSatisfy({ if case .number(let n) = $0 { n.isFinite } else { false } }) else {
                 throw fail("a list of \(count.lowerBound) to \(count.upperBound) numbers")
             }
-        case (.any, _): break
+        case (.any, _), (.bool, .bool): break
+        case (.bool, _): throw fail("true or false")
         case (.oneOf(let options), .string(let text)):
             guard options.contains(text) else { throw fail("one of: \(options.joined(separator: ", "))") }
         case (.string, _): throw fail("a string")
@@ -87,6 +89,7 @@ struct BodySchema: Sendable {
 extension Dictionary where Key == String, Value == JSONValue {
     func string(_ key: String) -> String? { if case .string(let s) = self[key] { s } else { nil } }
     func int(_ key: String) -> Int? { if case .number(let n) = self[key] { Int(exactly: n) } else { nil } }
+    func bool(_ key: String) -> Bool? { if case .bool(let b) = self[key] { b } else { nil } }
     func double(_ key: String) -> Double? { if case .number(let n) = self[key] { n } else { nil } }
     func strings(_ key: String) -> [String]? {
         guard case .array(let items) = self[key] else { return nil }

@@ -53,6 +53,7 @@ public struct GatewayServer: Sendable {
         SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
         OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)
+        ChatRoutes(runs: app.runs, engines: app.engines, rbac: config.rbac).add(to: router)
         UsageRoutes(usage: app.usage, engines: app.engines, rbac: config.rbac).add(to: router)
         return router
     }

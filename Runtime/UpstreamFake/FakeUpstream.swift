@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import OrionPluginSDK
 import Synchronization
 
 /// A loopback stand-in for the OpenAI and Anthropic APIs, speaking their wire formats (JSON and
@@ -88,7 +89,7 @@ public final class FakeUpstream: Sendable {
     static func json(_ status: HTTPResponse.Status, _ object: Any, headers: HTTPFields = [:]) throws -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object))))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try JSONWriter.data(object))))
     }
 
     static func failure(_ code: Int, retryAfter: String?, anthropic: Bool) throws -> Response {
@@ -151,7 +152,7 @@ public final class FakeUpstream: Sendable {
         if includeUsage {
             events.append(["id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage])
         }
-        return sse(events.map { try! JSONSerialization.data(withJSONObject: $0) }, done: "data: [DONE]\n\n", behaviour: behaviour)
+        return sse(events.map { try! JSONWriter.data($0) }, done: "data: [DONE]\n\n", behaviour: behaviour)
     }
 
     func openAIEmbeddings(_ request: Request) async throws -> Response {
@@ -212,7 +213,7 @@ public final class FakeUpstream: Sendable {
         }
         events.append(("content_block_stop", ["type": "content_block_stop", "index": 0]))
         events.append(("message_delta", ["type": "message_delta", "delta": ["stop_reason": "end_turn", "stop_sequence": NSNull()], "usage": ["output_tokens": words.count]]))
-        let payloads = events.map { "event: \($0.0)\ndata: \(String(decoding: try! JSONSerialization.data(withJSONObject: $0.1), as: UTF8.self))" }
+        let payloads = events.map { "event: \($0.0)\ndata: \(String(decoding: try! JSONWriter.data($0.1), as: UTF8.self))" }
         return sse(payloads.map { Data($0.utf8) }, raw: true, done: "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", behaviour: behaviour)
     }
 

@@ -37,7 +37,7 @@ final class UpstreamHarness: Sendable {
     func engines(costCapUSD: Double = 50, extraModels: String = "", retries: Int = 2) -> GatewayHarness.Engines {
         GatewayHarness.Engines(
             files: [
-                "openai.yaml": "id: openai\nplugin: engine-openai\nconfig: { baseUrl: 'http://127.0.0.1:\(port)/v1', apiKey: sk-test, retries: \(retries), retryBaseMs: 5 }\n",
+                "openai.yaml": "id: openai\nplugin: engine-openai\nconfig: { baseUrl: 'http://127.0.0.1:\(port)/v1', apiKey: sk-test, defaultModel: gpt-4o-mini, retries: \(retries), retryBaseMs: 5 }\n",
                 "dead.yaml": "id: dead\nplugin: engine-openai\nconfig: { baseUrl: 'http://127.0.0.1:9/v1', apiKey: sk-test, retries: 0 }\n",
                 "anthropic.yaml": "id: anthropic\nplugin: engine-anthropic\nconfig: { baseUrl: 'http://127.0.0.1:\(port)/v1', apiKey: sk-ant-test, retries: \(retries), retryBaseMs: 5 }\n",
                 "pricing.yaml": """

@@ -184,6 +184,22 @@ import Testing
         #expect(wrong.stderr.contains("no instance 'nope'"))
     }
 
+    @Test func chatBenchComparesOrionWithTheUpstreamCalledDirectly() throws {
+        let config = try writeDeployment()
+        let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")
+        try "id: ratelimit\nplugin: ratelimit-gcra\n".write(toFile: pluginsD + "/ratelimit.yaml", atomically: true, encoding: .utf8)
+        let output = try run(["bench", "gateway", "--chat", "--requests", "100", "--concurrency", "2", "--rounds", "1", "--json", "--config", config])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("orion adds"))
+        // Every call through Orion left one usage record: warm-up, latency and throughput passes.
+        #expect(output.stdout.contains("usage records written: 300"))
+        let object = try #require(output.lastJSON(as: [String: Double].self))
+        for key in ["direct_rps", "orion_rps", "direct_p50_ms", "orion_p50_ms", "added_p50_ms", "added_p99_ms"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect(try #require(object["orion_rps"]) > 0)
+    }
+
     @Test func gatewayBenchComparesTheChainWithTheFloor() throws {
         let config = try writeDeployment()
         let pluginsD = (dir as NSString).appendingPathComponent("plugins.d")

@@ -54,7 +54,8 @@ public final class BudgetLedger: Sendable {
 
     /// One admitted call's hold on both accounts.
     public struct Reservation: Sendable, Hashable {
-        let session: Key
+        /// nil for a single-call session.
+        let session: Key?
         let tenant: Key
         public let amountNanoUSD: Int64
         let sessionCap: Int64
@@ -62,6 +63,8 @@ public final class BudgetLedger: Sendable {
     }
 
     private let accounts = Mutex<[Key: Account]>([:])
+    /// When idle accounts were last evicted (Unix seconds): at most once a minute.
+    private let lastEviction = Atomic<Int64>(0)
     let usage: UsageTracker?
     let alertThreshold: Double
     let logger: Logger
@@ -81,34 +84,44 @@ public final class BudgetLedger: Sendable {
         public var amountNanoUSD: Int64
         public var sessionCapNanoUSD: Int64
         public var tenantCapNanoUSD: Int64
+        /// True when the session is this one call (a request that named none): its cap bounds the
+        /// call alone, and nothing is loaded or kept for it.
+        public var sessionIsSingleCall: Bool
 
-        public init(tenant: String, session: String, amountNanoUSD: Int64, sessionCapNanoUSD: Int64, tenantCapNanoUSD: Int64) {
+        public init(
+            tenant: String, session: String, amountNanoUSD: Int64, sessionCapNanoUSD: Int64, tenantCapNanoUSD: Int64, sessionIsSingleCall: Bool = false
+        ) {
             self.tenant = tenant
             self.session = session
             self.amountNanoUSD = amountNanoUSD
             self.sessionCapNanoUSD = sessionCapNanoUSD
             self.tenantCapNanoUSD = tenantCapNanoUSD
+            self.sessionIsSingleCall = sessionIsSingleCall
         }
     }
 
     /// Holds the call's maximum cost, or throws the cap it would cross.
     public func reserve(_ request: Request, now: Date = Date()) throws -> Reservation {
         let month = Self.monthStart(now)
-        let sessionKey = Key(tenant: request.tenant, session: request.session, month: 0)
+        let sessionKey = request.sessionIsSingleCall ? nil : Key(tenant: request.tenant, session: request.session, month: 0)
         let tenantKey = Key(tenant: request.tenant, session: nil, month: month)
         // Read what the records say outside the lock; the first loader wins.
-        let loaded = try accounts.withLock { ($0[sessionKey] == nil, $0[tenantKey] == nil) }
-        let sessionSpent = loaded.0 ? try spentFromRecords(sessionKey) : 0
-        let tenantSpent = loaded.1 ? try spentFromRecords(tenantKey) : 0
+        let missing = accounts.withLock { all in (sessionKey.map { all[$0] == nil } ?? false, all[tenantKey] == nil) }
+        let sessionSpent = missing.0 ? try sessionKey.map(spentFromRecords) ?? 0 : 0
+        let tenantSpent = missing.1 ? try spentFromRecords(tenantKey) : 0
         let stamp = Int64(now.timeIntervalSince1970)
         return try accounts.withLock { all in
-            var session = all[sessionKey] ?? Account(spent: sessionSpent, lastUsed: stamp)
+            var session = sessionKey.map { all[$0] ?? Account(spent: sessionSpent, lastUsed: stamp) } ?? Account(spent: 0, lastUsed: stamp)
             var tenant = all[tenantKey] ?? Account(spent: tenantSpent, lastUsed: stamp)
+            defer {
+                if let sessionKey { all[sessionKey] = session }
+                all[tenantKey] = tenant
+            }
             for (scope, account, cap) in [(BudgetExceeded.Scope.session, session, request.sessionCapNanoUSD), (.tenant, tenant, request.tenantCapNanoUSD)] {
                 let committed = account.spent + account.reserved
-                if committed + request.amountNanoUSD > cap {
-                    all[sessionKey] = session
-                    all[tenantKey] = tenant
+                // A call is admitted while budget is left and its maximum fits in it; a call that
+                // cannot be priced (amount 0) still needs budget left.
+                if committed + request.amountNanoUSD > cap || committed >= cap {
                     throw BudgetExceeded(scope: scope, capNanoUSD: cap, committedNanoUSD: committed, requestedNanoUSD: request.amountNanoUSD)
                 }
             }
@@ -116,9 +129,10 @@ public final class BudgetLedger: Sendable {
             tenant.reserved += request.amountNanoUSD
             session.lastUsed = stamp
             tenant.lastUsed = stamp
-            all[sessionKey] = session
-            all[tenantKey] = tenant
-            if all.count > 100_000 { Self.evictIdle(&all, now: stamp) }
+            if all.count > 100_000, stamp - lastEviction.load(ordering: .relaxed) >= 60 {
+                lastEviction.store(stamp, ordering: .relaxed)
+                Self.evictIdle(&all, now: stamp)
+            }
             return Reservation(
                 session: sessionKey, tenant: tenantKey, amountNanoUSD: request.amountNanoUSD, sessionCap: request.sessionCapNanoUSD,
                 tenantCap: request.tenantCapNanoUSD)
@@ -130,7 +144,7 @@ public final class BudgetLedger: Sendable {
         let alerts = accounts.withLock { all -> [BudgetAlert] in
             var alerts: [BudgetAlert] = []
             for (key, cap) in [(reservation.session, reservation.sessionCap), (reservation.tenant, reservation.tenantCap)] {
-                guard var account = all[key] else { continue }
+                guard let key, var account = all[key] else { continue }
                 account.reserved = max(0, account.reserved - reservation.amountNanoUSD)
                 let before = account.spent
                 account.spent += actualNanoUSD

@@ -11,13 +11,17 @@ public struct EngineAccount: Sendable, Hashable {
     public var user: String
     public var session: String
     public var requestID: String
+    /// True when the caller named no session: the session is this call alone (its cap bounds the
+    /// call; only the tenant's cap spans calls).
+    public var isSingleCallSession: Bool
 
-    public init(tier: String, tenant: String, user: String, session: String, requestID: String) {
+    public init(tier: String, tenant: String, user: String, session: String, requestID: String, isSingleCallSession: Bool = false) {
         self.tier = tier
         self.tenant = tenant
         self.user = user
         self.session = session
         self.requestID = requestID
+        self.isSingleCallSession = isSingleCallSession
     }
 }
 
@@ -113,11 +117,11 @@ public final class ChatEngines: Sendable {
             let outcome = await attempt(route.instance, request: request, stream: onChunk)
             let latency = Self.milliseconds(ContinuousClock.now - started)
             switch outcome {
-            case .answered(let body, let completionBytes, let tools):
+            case .answered(let body, let object, let completionBytes, let tools):
                 breakers.record(route.instance, success: true)
                 return finish(
-                    body: body, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools, route: route, model: model,
-                    caller: caller, reservation: reservation, latency: latency, fallbacks: index)
+                    body: body, object: object, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools,
+                    route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index)
             case .failed(let error, let emitted):
                 let isCallersFault = error.code == .invalidArgument
                 breakers.record(route.instance, success: isCallersFault)
@@ -145,7 +149,8 @@ public final class ChatEngines: Sendable {
         do {
             return try budgets.reserve(.init(
                 tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
-                sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD), tenantCapNanoUSD: Self.nano(tierCap)))
+                sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD), tenantCapNanoUSD: Self.nano(tierCap),
+                sessionIsSingleCall: caller.isSingleCallSession))
         } catch let exceeded as BudgetExceeded {
             throw EngineError(.budgetExceeded, exceeded.description, budget: exceeded)
         } catch {
@@ -154,7 +159,8 @@ public final class ChatEngines: Sendable {
     }
 
     private enum Attempt {
-        case answered(body: Data, completionBytes: Int, tools: [String])
+        /// `object` is `body` parsed (nil when it is not a JSON object).
+        case answered(body: Data, object: [String: Any]?, completionBytes: Int, tools: [String])
         case failed(PluginError, emitted: Bool)
     }
 
@@ -178,7 +184,8 @@ public final class ChatEngines: Sendable {
                 let answer = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
                 let messages = (answer?["choices"] as? [[String: Any]])?.compactMap { $0["message"] as? [String: Any] } ?? []
                 let bytes = messages.reduce(0) { $0 + ChatPayload.textBytes($1["content"] ?? "") + ChatPayload.textBytes($1["tool_calls"] ?? []) }
-                return .answered(body: body, completionBytes: bytes, tools: Self.toolNames(messages.flatMap { $0["tool_calls"] as? [Any] ?? [] }))
+                return .answered(
+                    body: body, object: answer, completionBytes: bytes, tools: Self.toolNames(messages.flatMap { $0["tool_calls"] as? [Any] ?? [] }))
             } catch {
                 return .failed(Self.pluginError(error), emitted: false)
             }
@@ -191,29 +198,33 @@ public final class ChatEngines: Sendable {
                 }
             }
             let (bytes, tools, _) = tally.summary
-            return .answered(body: usage, completionBytes: bytes, tools: tools)
+            return .answered(body: usage, object: (try? JSONSerialization.jsonObject(with: usage)) as? [String: Any], completionBytes: bytes, tools: tools)
         } catch {
             return .failed(Self.pluginError(error), emitted: tally.summary.emitted)
         }
     }
 
     private func finish(
-        body: Data, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute, model: String,
-        caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int
+        body: Data, object: [String: Any]?, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute,
+        model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int
     ) -> EngineAnswer {
-        var answer = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:]
+        var answer = object ?? [:]
         let providerUsage = streamed ? answer : answer["usage"]
-        let usage = ChatUsage.read(providerUsage) ?? ChatUsage.estimate(prompt: request, completionBytes: completionBytes)
+        let provided = ChatUsage.read(providerUsage)
+        let usage = provided ?? ChatUsage.estimate(prompt: request, completionBytes: completionBytes)
         let priced = (answer["model"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? model
         let cost = prices.cost(tier: caller.tier, model: priced, tokens: usage.tokens)
         budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
         record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools)
         let out: Data
         if streamed {
-            out = (try? JSONSerialization.data(withJSONObject: usage.json)) ?? Data()
+            out = (try? JSONWriter.data(usage.json)) ?? Data()
+        } else if provided != nil {
+            // The provider's counts stand: the answer goes back as the provider wrote it.
+            out = body
         } else {
             answer["usage"] = usage.json
-            out = (try? JSONSerialization.data(withJSONObject: answer)) ?? body
+            out = (try? JSONWriter.data(answer)) ?? body
         }
         return EngineAnswer(body: out, engine: route.instance, model: priced, usage: usage, cost: cost, fallbacks: fallbacks)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import OrionPluginSDK
 
 /// An OpenAI-style chat request as the core reads it: the JSON object, what bounds its cost, and
 /// how to read usage from an answer (or estimate it when the provider sent none).
@@ -50,7 +51,7 @@ public struct ChatPayload: @unchecked Sendable {
     public var promptTokenBound: Int64 {
         var bytes = 0
         if let messages = object["messages"] { bytes += Self.textBytes(messages) }
-        if let tools = object["tools"], let data = try? JSONSerialization.data(withJSONObject: tools) { bytes += data.count }
+        if let tools = object["tools"], let data = try? JSONWriter.data(tools) { bytes += data.count }
         return Int64(bytes + 8 * messageCount)
     }
 
@@ -60,8 +61,8 @@ public struct ChatPayload: @unchecked Sendable {
     }
 
     public func data() -> Data {
-        // The object came from JSONSerialization, so it serialises again.
-        (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
+        // The object came from JSONSerialization (or holds the same kinds of values), so it serialises.
+        (try? JSONWriter.data(object)) ?? Data("{}".utf8)
     }
 
     /// Bytes of every string inside `value`.

@@ -23,7 +23,7 @@ extension ChatEngines {
             reservation = try budgets.reserve(.init(
                 tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
                 sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD),
-                tenantCapNanoUSD: Self.nano(registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0)))
+                tenantCapNanoUSD: Self.nano(registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0), sessionIsSingleCall: caller.isSingleCallSession))
         } catch let exceeded as BudgetExceeded {
             throw EngineError(.budgetExceeded, exceeded.description, budget: exceeded)
         } catch {

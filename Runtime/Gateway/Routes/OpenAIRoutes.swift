@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import OrionCore
 import OrionPluginHost
+import OrionPluginSDK
 import Synchronization
 
 /// The OpenAI-compatible API: `POST /v1/chat/completions` (plain and `stream: true` as
@@ -28,12 +29,13 @@ struct OpenAIRoutes {
     /// each request is a session of its own, so only the tenant's cap spans requests).
     static func account(_ request: Request, _ context: GatewayContext, tenant: ResolvedTenant) throws -> EngineAccount {
         let requestID = request.headers[requestIDHeader].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? UUID().uuidString.lowercased()
-        let session = request.headers[sessionHeader] ?? "request-\(requestID)"
-        guard (1...200).contains(session.count) else {
+        let named = request.headers[sessionHeader]
+        if let named, !(1...200).contains(named.count) {
             throw GatewayError.badRequest("X-Session-Id must be 1 to 200 characters")
         }
         return EngineAccount(
-            tier: tenant.tier.name, tenant: tenant.tenant.id, user: context.identity?.userID ?? "anonymous", session: session, requestID: requestID)
+            tier: tenant.tier.name, tenant: tenant.tenant.id, user: context.identity?.userID ?? "anonymous", session: named ?? "request-\(requestID)",
+            requestID: requestID, isSingleCallSession: named == nil)
     }
 
     static func readJSON(_ request: Request) async throws -> Data {
@@ -110,7 +112,7 @@ struct OpenAIRoutes {
                             "created": last?.created ?? Int(Date().timeIntervalSince1970), "model": answer.model.isEmpty ? model : answer.model,
                             "choices": [], "usage": usage,
                         ]
-                        try await writer.write(Self.event(try JSONSerialization.data(withJSONObject: final)))
+                        try await writer.write(Self.event(try JSONWriter.data(final)))
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                     case .failed(let error):
                         try await writer.write(Self.event(try Self.gatewayError(error).body()))

@@ -1,0 +1,85 @@
+import Foundation
+import NIOHTTP1
+import OrionCore
+import OrionUpstreamFake
+import Testing
+
+@Suite("/v1/chat: memories, engine, usage and feedback in one run", .serialized)
+struct ChatRunTests {
+    @Test("a chat hands the tenant's memories to the engine, records the run and credits the memories it used")
+    func chatWithMemories() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines())
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let stored = try await gateway.send(
+            .POST, "/api/memory", token: token, json: ["intent": "deploy the billing service", "experience": "run the migrations first"])
+        #expect(stored.status == 201)
+        let memoryID = try #require(stored.json["id"] as? String)
+        // Another tenant's memory is never handed over.
+        _ = try await gateway.send(
+            .POST, "/api/memory", token: try await GatewayHarness.token(tenant: "other"),
+            json: ["intent": "deploy the billing service", "experience": "other tenant secret"])
+
+        let reply = try await gateway.send(
+            .POST, "/v1/chat", token: token, json: ["session": "s1", "message": "how do I deploy the billing service", "model": "gpt-4o-mini"])
+        #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
+        #expect(reply.json["answer"] as? String == "echo: how do I deploy the billing service")
+        #expect(reply.json["engine"] as? String == "openai")
+        #expect((reply.json["memories"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [memoryID])
+        #expect(reply.json["costNanoUsd"] as? Int == 12 * 150 + 8 * 600 / 1)
+        let system = ((upstream.fake.received.last?.json["messages"] as? [[String: Any]])?.first?["content"] as? String) ?? ""
+        #expect(system.contains("run the migrations first"))
+        #expect(!system.contains("other tenant secret"))
+        let runID = try #require(reply.json["runId"] as? String)
+
+        // The chat's implied success raised the memory's utility; a thumbs-down replaces it.
+        let after = try await gateway.send(.GET, "/api/memory/\(memoryID)", token: token)
+        let raised = try #require(after.json["utility"] as? Double)
+        #expect(raised > 0)
+        let rated = try await gateway.send(.POST, "/v1/chat/feedback", token: token, json: ["runId": runID, "outcome": "thumbs_down"])
+        #expect(rated.status == 200)
+        #expect((rated.json["memories"] as? [[String: Any]])?.first?["effect"] as? String == "replaced")
+        let lowered = try await gateway.send(.GET, "/api/memory/\(memoryID)", token: token)
+        #expect((lowered.json["utility"] as? Double ?? 1) < raised)
+        let session = try await gateway.send(.GET, "/api/usage/sessions/s1", token: token)
+        #expect(session.json["calls"] as? Int == 1)
+    }
+
+    @Test("remember: true stores the answer as a new experience of the chat's intent")
+    func remember() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines())
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let reply = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "rotate the api keys", "remember": true])
+        #expect(reply.status == 200)
+        let newID = try #require(reply.json["newMemoryId"] as? String)
+        let memory = try await gateway.send(.GET, "/api/memory/\(newID)", token: token)
+        #expect(memory.json["intent"] as? String == "rotate the api keys")
+        #expect(memory.json["experience"] as? String == "echo: rotate the api keys")
+    }
+
+    @Test("budget refusals and unknown models are HTTP errors, and the run is closed as an error")
+    func refusals() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines(costCapUSD: 0))
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let broke = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello", "model": "gpt-4o-mini", "runId": "run-broke"])
+        #expect(broke.status == 402, "a cap of 0 refuses a priced model before any call")
+        let unpriced = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello"])
+        #expect(unpriced.status == 402, "a cap of 0 refuses even a call it cannot price")
+        #expect(broke.json["code"] as? String == "BUDGET_EXCEEDED")
+        let run = try gateway.app.runs.record(id: "run-broke", namespace: Namespace.forTenant("acme"))
+        #expect(run?.status == .error)
+        let noModel = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello", "model": "nope"])
+        #expect(noModel.status == 404)
+        let feedback = try await gateway.send(.POST, "/v1/chat/feedback", token: token, json: ["runId": "missing", "outcome": "thumbs_up"])
+        #expect(feedback.status == 404)
+        #expect(upstream.fake.requestCount == 0)
+    }
+}
