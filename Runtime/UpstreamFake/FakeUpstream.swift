@@ -19,6 +19,8 @@ public final class FakeUpstream: Sendable {
         case slow(Duration)
         /// A stream that closes after this many content chunks, without `[DONE]`.
         case truncate(afterChunks: Int)
+        /// A good answer whose text is this (instead of the echo).
+        case reply(String)
     }
 
     /// One request as received.
@@ -122,7 +124,8 @@ public final class FakeUpstream: Sendable {
         if case .status(let code, let retryAfter) = behaviour { return try Self.failure(code, retryAfter: retryAfter, anthropic: false) }
         let body = received.json
         let model = body["model"] as? String ?? "fake"
-        let words = Self.replyWords(body)
+        var words = Self.replyWords(body)
+        if case .reply(let text) = behaviour { words = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init) }
         let tool = ((body["tools"] as? [[String: Any]])?.first?["function"] as? [String: Any])?["name"] as? String
         let usage: [String: Any] = [
             "prompt_tokens": promptTokens, "completion_tokens": words.count, "total_tokens": promptTokens + words.count,

@@ -17,8 +17,9 @@
 ///     takes this many × top-k candidates.
 ///   - `memory.hybridSearchEnabled` — `MEMORY_HYBRID_SEARCH_ENABLED` — bool, `true`. Off: memory
 ///     skips the tier's fusion (hybrid) retrievers and uses its first single-source one.
-///   - `memory.queryExpansionEnabled` — `MEMORY_QUERY_EXPANSION_ENABLED` — bool, `false`. Reserved
-///     for query expansion by the tier's engine; memory does not read it yet.
+///   - `memory.queryExpansionEnabled` — `MEMORY_QUERY_EXPANSION_ENABLED` — bool, `false`. On: a
+///     memory query over 50 characters is rephrased twice by the engines a tier maps to
+///     `query_expansion`, and each rephrasing's full-text hits are fused in (EngineQueryExpander).
 extension RuntimeConfig {
     public struct Memory: Sendable, Equatable {
         public var hybridSearchEnabled = true

@@ -88,18 +88,26 @@ public final class ChatEngines: Sendable {
 
     /// One chat completion.
     public func complete(_ request: ChatPayload, for caller: EngineAccount) async throws(EngineError) -> EngineAnswer {
-        try await call(request, for: caller, stream: nil)
+        try await call(request, for: caller, routes: try routes(tier: caller.tier, model: request.model), stream: nil)
+    }
+
+    /// One chat completion over given routes (a capability's instances, say) instead of the model's.
+    public func complete(
+        _ request: ChatPayload, for caller: EngineAccount, routes: [ModelRoute], taskType: String
+    ) async throws(EngineError) -> EngineAnswer {
+        try await call(request, for: caller, routes: routes, stream: nil, taskType: taskType)
     }
 
     /// A streamed chat: `onChunk` gets each `chat.completion.chunk` (JSON) and returns false to
     /// stop. A route that fails before its first chunk falls back; after it, the stream fails.
     public func stream(_ request: ChatPayload, for caller: EngineAccount, onChunk: @escaping @Sendable (Data) -> Bool) async throws(EngineError) -> EngineAnswer {
-        try await call(request, for: caller, stream: onChunk)
+        try await call(request, for: caller, routes: try routes(tier: caller.tier, model: request.model), stream: onChunk)
     }
 
-    private func call(_ original: ChatPayload, for caller: EngineAccount, stream onChunk: (@Sendable (Data) -> Bool)?) async throws(EngineError) -> EngineAnswer {
+    private func call(
+        _ original: ChatPayload, for caller: EngineAccount, routes: [ModelRoute], stream onChunk: (@Sendable (Data) -> Bool)?, taskType: String = "chat"
+    ) async throws(EngineError) -> EngineAnswer {
         let requested = original.model
-        let routes = try routes(tier: caller.tier, model: requested)
         var request = original
         let maxOutput = request.boundOutput(default: config.engines.defaultMaxTokens)
         let reservation = try reserve(request, maxOutput: maxOutput, routes: routes, requested: requested, caller: caller)
@@ -121,11 +129,11 @@ public final class ChatEngines: Sendable {
                 breakers.record(route.instance, success: true)
                 return finish(
                     body: body, object: object, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools,
-                    route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index)
+                    route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index, taskType: taskType)
             case .failed(let error, let emitted):
                 let isCallersFault = error.code == .invalidArgument
                 breakers.record(route.instance, success: isCallersFault)
-                record(caller: caller, engine: route.instance, model: model, latency: latency, success: false)
+                record(caller: caller, engine: route.instance, model: model, latency: latency, success: false, taskType: taskType)
                 if error.code != .resourceExhausted { rateLimited = false }
                 logger.warning(
                     "engine call failed", metadata: ["orion.engine": "\(route.instance)", "orion.model": "\(model)", "orion.error": "\(error)"])
@@ -206,7 +214,7 @@ public final class ChatEngines: Sendable {
 
     private func finish(
         body: Data, object: [String: Any]?, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute,
-        model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int
+        model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int, taskType: String
     ) -> EngineAnswer {
         var answer = object ?? [:]
         let providerUsage = streamed ? answer : answer["usage"]
@@ -215,7 +223,7 @@ public final class ChatEngines: Sendable {
         let priced = (answer["model"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? model
         let cost = prices.cost(tier: caller.tier, model: priced, tokens: usage.tokens)
         budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
-        record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools)
+        record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools, taskType: taskType)
         let out: Data
         if streamed {
             out = (try? JSONWriter.data(usage.json)) ?? Data()

@@ -70,6 +70,8 @@ public final class MemoryBank: Sendable {
     public let allowsFusion: Bool
     /// The tier's `embeddings` engine: vectors for memories stored and intents searched as text.
     public let embedder: Embedder
+    /// Rephrases long queries (`memory.queryExpansionEnabled`); nil: queries are searched as given.
+    public let expander: (any QueryExpanding)?
     /// A uniform draw in [0, 1) for ε-greedy exploration.
     let draw: Mutex<any RandomNumberGenerator & Sendable>
 
@@ -80,8 +82,9 @@ public final class MemoryBank: Sendable {
 
     public init(
         documents: DocumentIndex, policy: MemoryPolicy = .standard, learns: Bool = true, allowsFusion: Bool = true,
-        random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+        expander: (any QueryExpanding)? = nil, random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
     ) {
+        self.expander = expander
         self.documents = documents
         self.policy = policy
         self.learns = learns

@@ -35,6 +35,8 @@ public struct QueryVector: Sendable, Hashable {
     public var degradedReason: String?
     /// True when the tier's embeddings engine made `vector` (the caller sent none).
     public var isEngineMade = false
+    /// Rephrasings of the query (query expansion), searched by full text and fused with its hits.
+    public var expansions: [String] = []
 
     /// This query's degraded reason and the search's, together; nil when neither has one.
     public func degradedReason(with search: String?) -> String? {
@@ -53,7 +55,7 @@ extension MemoryBank {
     /// similarityWeight × similarity + utilityWeight × utility. With probability ε the first result
     /// is a uniformly drawn candidate instead (exploration).
     public func retrieve(
-        namespace: String, tier: String, retriever: String? = nil, intent: String, vector: [Float]? = nil, topK: Int
+        namespace: String, tier: String, retriever: String? = nil, intent: String, vector: [Float]? = nil, topK: Int, expansions: [String] = []
     ) throws -> MemoryRetrieval {
         guard topK > 0 else { throw MemoryError(.invalidArgument, "topK must be at least 1, got \(topK)") }
         guard !intent.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || vector != nil else {
@@ -74,8 +76,9 @@ extension MemoryBank {
                 if retriever != nil { break }
                 continue
             }
-            let hits = try rank(answer.hits, namespace: namespace, topK: topK)
-            return MemoryRetrieval(hits: hits, retriever: id, candidates: answer.hits.count, degradedReason: answer.degradedReason)
+            let candidatesFound = fuse(answer.hits, expansions: expansions, tier: tier, namespace: namespace, topK: candidates)
+            let hits = try rank(candidatesFound, namespace: namespace, topK: topK)
+            return MemoryRetrieval(hits: hits, retriever: id, candidates: candidatesFound.count, degradedReason: answer.degradedReason)
         }
         throw MemoryError(.unavailable, "no retriever of tier '\(tier)' could search memories: \(lastError ?? "none is loaded")")
     }
@@ -84,7 +87,17 @@ extension MemoryBank {
     /// tier's embeddings engine's vector, when the tier maps one and the retriever that will
     /// answer uses vectors (`retrieval.vector` or `retrieval.hybrid` in their manifests); else none. An engine
     /// failure does not fail the search: it goes on by text, and `degradedReason` says why.
-    public func queryVector(tier: String, retriever: String? = nil, intent: String, given: [Float]? = nil) async -> QueryVector {
+    ///
+    /// With `namespace` (whose tenant pays for it) and an expander installed, a query longer than
+    /// 50 characters is also rephrased, while it is embedded; see ``QueryExpanding``.
+    public func queryVector(tier: String, retriever: String? = nil, intent: String, given: [Float]? = nil, namespace: String? = nil) async -> QueryVector {
+        async let rephrased = expansions(of: intent, tier: tier, namespace: namespace)
+        var query = await embeddedQuery(tier: tier, retriever: retriever, intent: intent, given: given)
+        query.expansions = await rephrased
+        return query
+    }
+
+    func embeddedQuery(tier: String, retriever: String?, intent: String, given: [Float]?) async -> QueryVector {
         if let given { return QueryVector(vector: given, degradedReason: nil) }
         guard embedder.isAvailable(tier: tier), !intent.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
             let ids = try? retrieverIDs(tier: tier, requested: retriever)
@@ -106,7 +119,8 @@ extension MemoryBank {
     public func retrieve(
         namespace: String, tier: String, retriever: String? = nil, intent: String, query: QueryVector, topK: Int
     ) throws -> MemoryRetrieval {
-        var answer = try retrieve(namespace: namespace, tier: tier, retriever: retriever, intent: intent, vector: query.vector, topK: topK)
+        var answer = try retrieve(
+            namespace: namespace, tier: tier, retriever: retriever, intent: intent, vector: query.vector, topK: topK, expansions: query.expansions)
         answer.degradedReason = query.degradedReason(with: answer.degradedReason)
         return answer
     }

@@ -118,7 +118,7 @@ public final class RunRunner: Sendable {
         let id = request.id ?? UUID().uuidString.lowercased()
         guard !id.isEmpty else { throw MemoryError(.invalidArgument, "a run id must not be empty") }
         var retrieval: MemoryRetrieval?
-        let query = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector)
+        let query = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector, namespace: request.namespace)
         var degraded = query.degradedReason
         do {
             retrieval = try memory.retrieve(

@@ -39,13 +39,15 @@ public struct OrionApplication: Sendable {
         }
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
+        let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
+        let engines = ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger)
         let memory = MemoryBank(
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
-            allowsFusion: config.memory.hybridSearchEnabled)
-        let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
+            allowsFusion: config.memory.hybridSearchEnabled,
+            expander: config.memory.queryExpansionEnabled ? EngineQueryExpander(engines: engines, logger: logger) : nil)
         return OrionApplication(
             config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger),
-            usage: usage, engines: ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger), startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
+            usage: usage, engines: engines, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts

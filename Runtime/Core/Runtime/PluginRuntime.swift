@@ -269,6 +269,9 @@ public actor PluginRuntime {
         return InstanceHandle(spec: spec, instance: instance, loadedPath: image.path, sha256: sha256, onDestroyed: onDestroyed)
     }
 
+    /// Core capabilities served by instances offering another one: query expansion is a chat.
+    static let providedBy = ["query_expansion": "chat"]
+
     /// Tiers as published, capability mismatches (fatal) and warnings (a referenced instance that
     /// was refused leaves its capability short).
     private func resolveTiers(_ spec: DeploymentSpec, instances: [String: InstanceHandle]) -> ([String: Tier], [ConfigError], [String]) {
@@ -283,7 +286,7 @@ public actor PluginRuntime {
                         continue
                     }
                     let offered = handle.info.manifest.capabilities
-                    if !offered.contains(capability) {
+                    if !offered.contains(Self.providedBy[capability] ?? capability) {
                         mismatches.append(ConfigError(
                             file: spec.tierManifestFile, line: spec.referenceLines["\(tierSpec.name).\(capability)"],
                             key: "tiers.\(tierSpec.name).capabilities.\(capability)",
