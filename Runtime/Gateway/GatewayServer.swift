@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import OrionCore
@@ -19,6 +20,7 @@ public struct GatewayServer: Sendable {
     public let tenants: TenantStore
     let verifier: TokenVerifier
     let logger: Logger
+    let stream: StreamRoutes
 
     /// Builds the gateway; `registry` receives the HTTP metrics (pass the one the plugin runtime
     /// reports into, so `/metrics` shows both).
@@ -32,9 +34,13 @@ public struct GatewayServer: Sendable {
             logger.warning("no token key is configured: using a development secret kept in the data directory; set auth.hs256Secret, auth.publicKeyFile or auth.jwksFile before production")
         }
         let verifier = try await TokenVerifier(config: config, devSecret: devSecret)
+        let stream = StreamRoutes(
+            engines: app.engines, verifier: verifier, resolver: TenantResolver(tenants: tenants, registry: app.runtime.registry, config: config),
+            rbac: config.rbac, limiter: EventLimiter(limit: config.gateway.streamEventLimit, windowSeconds: config.gateway.streamEventWindowSeconds),
+            logger: logger)
         return GatewayServer(
             app: app, telemetry: GatewayTelemetry(registry: registry, store: store, logger: logger), store: store, tenants: tenants,
-            verifier: verifier, logger: logger)
+            verifier: verifier, logger: logger, stream: stream)
     }
 
     /// The router with every middleware and route.
@@ -54,6 +60,7 @@ public struct GatewayServer: Sendable {
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
         OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)
         ChatRoutes(runs: app.runs, engines: app.engines, rbac: config.rbac).add(to: router)
+        stream.add(to: router)
         UsageRoutes(usage: app.usage, engines: app.engines, rbac: config.rbac).add(to: router)
         return router
     }
@@ -64,8 +71,10 @@ public struct GatewayServer: Sendable {
         router: Router<GatewayContext>? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let config = app.config
+        let stream = self.stream
         return Application(
             router: router ?? self.router(),
+            server: .http1WebSocketUpgrade { request, channel, _ in await stream.shouldUpgrade(request, channel) },
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: nil),
             services: [telemetry],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

@@ -17,6 +17,10 @@ import Foundation
 ///   - `gateway.corsAllowedOrigins` — `ORION_CORS_ORIGINS` (comma-separated) — list, `[]` (no CORS).
 ///   - `gateway.retryAfterSeconds` — `ORION_RETRY_AFTER_SECONDS` — integer ≥ 1, `1`: the
 ///     `Retry-After` of a 503.
+///   - `gateway.streamEventLimit` — `ORION_STREAM_EVENT_LIMIT` — integer ≥ 1, `200`, and
+///     `gateway.streamEventWindowSeconds` — `ORION_STREAM_EVENT_WINDOW_SECONDS` — number in (0, 3600],
+///     `1`: events one client (tenant, user, IP) may send per event type over `/v1/stream` per window;
+///     the next is refused with an error frame carrying `retryAfterMs`.
 ///   - `auth.issuer` — `ORION_JWT_ISSUER` — text, `orion`: the `iss` every token must carry.
 ///   - `auth.audience` — `ORION_JWT_AUDIENCE` — text, `orion-api`: a value `aud` must contain.
 ///   - `auth.hs256Secret` — `ORION_JWT_HS256_SECRET` — text of ≥ 32 bytes. In development, when no
@@ -42,6 +46,8 @@ extension RuntimeConfig {
         public var tenantCacheTTLSeconds = 30.0
         public var corsAllowedOrigins: [String] = []
         public var retryAfterSeconds = 1
+        public var streamEventLimit = 200
+        public var streamEventWindowSeconds = 1.0
     }
 
     public struct Auth: Sendable, Equatable {
@@ -80,11 +86,17 @@ extension RuntimeConfig {
 
     static let gatewayKeyNames: Set<String> = [
         "host", "port", "maxBodyBytes", "maxInFlight", "maxInFlightPerTenant", "idempotencyTtlSeconds",
-        "tenantCacheTtlSeconds", "corsAllowedOrigins", "retryAfterSeconds",
+        "tenantCacheTtlSeconds", "corsAllowedOrigins", "retryAfterSeconds", "streamEventLimit", "streamEventWindowSeconds",
     ]
     static let authKeyNames: Set<String> = ["issuer", "audience", "hs256Secret", "publicKeyFile", "jwksFile", "leewaySeconds", "autoProvisionTenants"]
 
     static let gatewayKeys: [Key] = [
+        Key(path: "gateway.streamEventLimit", env: "ORION_STREAM_EVENT_LIMIT", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.gateway.streamEventLimit = try n.integer(atLeast: 1)
+        },
+        Key(path: "gateway.streamEventWindowSeconds", env: "ORION_STREAM_EVENT_WINDOW_SECONDS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.gateway.streamEventWindowSeconds = try n.number(in: 0.001...3600, "seconds in (0, 3600]")
+        },
         Key(path: "gateway.host", env: "ORION_HOST", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.gateway.host = try n.nonEmptyString()
         },
