@@ -65,6 +65,18 @@ public final class BudgetLedger: Sendable {
     private let accounts = Mutex<[Key: Account]>([:])
     /// When idle accounts were last evicted (Unix seconds): at most once a minute.
     private let lastEviction = Atomic<Int64>(0)
+    /// The current month's first and next month's first second (calendar arithmetic is slow on
+    /// Linux, so it runs once a month, not once a call).
+    private let month = Mutex<(start: Int64, next: Int64)>((0, 0))
+
+    func currentMonth(_ now: Date) -> Int64 {
+        let seconds = Int64(now.timeIntervalSince1970)
+        if let cached = month.withLock({ $0.start <= seconds && seconds < $0.next ? $0.start : nil }) { return cached }
+        let start = Self.monthStart(now)
+        let next = Self.nextMonthStart(start)
+        month.withLock { $0 = (start, next) }
+        return start
+    }
     let usage: UsageTracker?
     let alertThreshold: Double
     let logger: Logger
@@ -102,7 +114,7 @@ public final class BudgetLedger: Sendable {
 
     /// Holds the call's maximum cost, or throws the cap it would cross.
     public func reserve(_ request: Request, now: Date = Date()) throws -> Reservation {
-        let month = Self.monthStart(now)
+        let month = currentMonth(now)
         let sessionKey = request.sessionIsSingleCall ? nil : Key(tenant: request.tenant, session: request.session, month: 0)
         let tenantKey = Key(tenant: request.tenant, session: nil, month: month)
         // Read what the records say outside the lock; the first loader wins.

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import OrionPluginHost
 import OrionPluginSDK
+import Synchronization
 
 /// The hosts plugins may reach (`engines.egressAllowedHosts`).
 public struct EgressAllowlist: Sendable, Hashable {
@@ -105,36 +106,22 @@ public final class HTTPEgress: Sendable {
         }
         let method = request.method.isEmpty ? "GET" : request.method.uppercased()
         guard method.allSatisfy({ $0.isASCII && $0.isLetter }) else { throw PluginError(.invalidArgument, "'\(request.method)' is not an HTTP method") }
-        var outbound = HTTPClientRequest(url: request.url)
-        outbound.method = HTTPMethod(rawValue: method)
-        for header in request.headers { outbound.headers.add(name: header.name, value: header.value) }
-        if !request.body.isEmpty { outbound.body = .bytes(ByteBuffer(bytes: request.body)) }
-        let timeout = request.timeoutNanoseconds > 0 ? Duration.nanoseconds(request.timeoutNanoseconds) : defaultTimeout
-        Task { await Self.exchange(outbound, timeout: timeout, handler: handler, pluginID: pluginID) }
-    }
-
-    static func exchange(_ request: HTTPClientRequest, timeout: Duration, handler: HostHTTPHandler, pluginID: String) async {
-        let started = ContinuousClock.now
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        var headers = HTTPHeaders()
+        for header in request.headers { headers.add(name: header.name, value: header.value) }
+        let outbound: HTTPClient.Request
         do {
-            let response = try await client.execute(request, deadline: deadline)
-            handler.head(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) })
-            for try await buffer in response.body {
-                guard handler.body(Data(buffer.readableBytesView)) else {
-                    count(pluginID, "aborted")
-                    handler.complete(PluginError(.cancelled, "the plugin stopped reading the response"))
-                    return
-                }
-            }
-            count(pluginID, "ok")
-            let elapsed = ContinuousClock.now - started
-            Timer(label: "orion_egress_duration_seconds", dimensions: [("plugin", pluginID)], preferredDisplayUnit: .seconds)
-                .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            handler.complete(nil)
+            outbound = try HTTPClient.Request(
+                url: url, method: HTTPMethod(rawValue: method), headers: headers, body: request.body.isEmpty ? nil : .bytes(request.body))
         } catch {
-            count(pluginID, "failed")
-            handler.complete(describe(error, timeout: timeout))
+            Self.count(pluginID, "refused")
+            throw PluginError(.invalidArgument, "'\(request.url)' cannot be requested: \(error)")
         }
+        let timeout = request.timeoutNanoseconds > 0 ? Duration.nanoseconds(request.timeoutNanoseconds) : defaultTimeout
+        let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        // The delegate's callbacks run on the connection's event loop and call the plugin's handler
+        // directly: no task is started and no thread is woken between the socket and the plugin.
+        let delegate = EgressDelegate(handler: handler, pluginID: pluginID, timeout: timeout)
+        _ = Self.client.execute(request: outbound, delegate: delegate, deadline: .now() + .nanoseconds(nanoseconds))
     }
 
     static func describe(_ error: any Error, timeout: Duration) -> PluginError {
@@ -158,5 +145,55 @@ public final class HTTPEgress: Sendable {
 
     static func count(_ pluginID: String, _ outcome: String) {
         Counter(label: "orion_egress_requests_total", dimensions: [("plugin", pluginID), ("outcome", outcome)]).increment()
+    }
+}
+
+/// One exchange's response, handed to the plugin's handler as it arrives.
+final class EgressDelegate: HTTPClientResponseDelegate, Sendable {
+    typealias Response = Void
+    let handler: HostHTTPHandler
+    let pluginID: String
+    let timeout: Duration
+    let started = ContinuousClock.now
+    /// Set once the plugin's handler has been completed (exactly once, as the ABI promises).
+    private let completed = Atomic(false)
+
+    init(handler: HostHTTPHandler, pluginID: String, timeout: Duration) {
+        self.handler = handler
+        self.pluginID = pluginID
+        self.timeout = timeout
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        handler.head(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) })
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        guard !completed.load(ordering: .acquiring) else { return task.eventLoop.makeSucceededVoidFuture() }
+        if !handler.body(Data(buffer.readableBytesView)) {
+            HTTPEgress.count(pluginID, "aborted")
+            complete(PluginError(.cancelled, "the plugin stopped reading the response"))
+            task.cancel()
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        HTTPEgress.count(pluginID, "failed")
+        complete(HTTPEgress.describe(error, timeout: timeout))
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        HTTPEgress.count(pluginID, "ok")
+        let elapsed = ContinuousClock.now - started
+        Timer(label: "orion_egress_duration_seconds", dimensions: [("plugin", pluginID)], preferredDisplayUnit: .seconds)
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        complete(nil)
+    }
+
+    private func complete(_ error: PluginError?) {
+        guard !completed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        handler.complete(error)
     }
 }
