@@ -126,4 +126,64 @@ struct AnthropicGatewayTests {
         let message = reply.json["message"] as? String ?? ""
         #expect(message.contains("401") && message.contains("ORION_TEST_UNSET_KEY"), "\(message)")
     }
+
+    @Test("images, stop sequences, a named tool choice and the user map out; a bad role is 400 without a call")
+    func requestMapping() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines())
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let content: [[String: Any]] = [
+            ["type": "text", "text": "what is this"],
+            ["type": "image_url", "image_url": ["url": "data:image/png;base64,iVBORw0KGgo="]],
+            ["type": "image_url", "image_url": ["url": "https://example.org/cat.jpg"]],
+        ]
+        let tools: [[String: Any]] = [["type": "function", "function": ["name": "lookup"]]]
+        let body: [String: Any] = [
+            "model": "claude-3-5-haiku", "messages": [["role": "developer", "content": [["type": "text", "text": "be exact"]]], ["role": "user", "content": content]],
+            "stop": "END", "temperature": 0.5, "tools": tools, "tool_choice": ["type": "function", "function": ["name": "lookup"]], "user": "u-1",
+        ]
+        let reply = try await gateway.send(.POST, "/v1/chat/completions", token: token, json: body)
+        #expect(reply.status == 200)
+        let sent = try #require(upstream.fake.received.last?.json)
+        #expect(sent["system"] as? String == "be exact")
+        #expect(sent["stop_sequences"] as? [String] == ["END"])
+        #expect(sent["temperature"] as? Double == 0.5)
+        #expect(sent["tool_choice"] as? [String: String] == ["type": "tool", "name": "lookup"])
+        #expect(sent["metadata"] as? [String: String] == ["user_id": "u-1"])
+        let blocks = ((sent["messages"] as? [[String: Any]])?.first?["content"] as? [[String: Any]]) ?? []
+        #expect(blocks.map { $0["type"] as? String } == ["text", "image", "image"])
+        #expect((blocks[1]["source"] as? [String: String]) == ["type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="])
+        #expect((blocks[2]["source"] as? [String: String]) == ["type": "url", "url": "https://example.org/cat.jpg"])
+
+        let before = upstream.fake.requestCount
+        let bad = try await gateway.send(
+            .POST, "/v1/chat/completions", token: token, json: ["model": "claude-3-5-haiku", "messages": [["role": "narrator", "content": "x"]]])
+        #expect(bad.status == 400)
+        #expect((bad.json["message"] as? String)?.contains("narrator") == true)
+        let orphan = try await gateway.send(
+            .POST, "/v1/chat/completions", token: token, json: ["model": "claude-3-5-haiku", "messages": [["role": "tool", "content": "x"]]])
+        #expect(orphan.status == 400)
+        #expect(upstream.fake.requestCount == before)
+    }
+
+    @Test("a stream cut before message_stop is an error event; a 400 from Anthropic is 400 without fallback")
+    func streamAndRefusals() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines(retries: 0))
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        upstream.fake.script(.truncate(afterChunks: 3))
+        let cut = try await gateway.send(.POST, "/v1/chat/completions", token: token, json: chat(["stream": true]))
+        let last = (try? JSONSerialization.jsonObject(with: Data((sseData(cut.body).last ?? "").utf8))) as? [String: Any]
+        #expect(((last?["error"] as? [String: Any])?["message"] as? String)?.contains("message_stop") == true)
+
+        upstream.fake.script(.status(400))
+        let refused = try await gateway.send(.POST, "/v1/chat/completions", token: token, json: chat())
+        #expect(refused.status == 400)
+        #expect((refused.json["message"] as? String)?.contains("invalid_request_error") == true)
+        #expect(upstream.fake.received.last?.path == "/v1/messages", "a malformed request does not fall back")
+    }
 }
