@@ -96,7 +96,6 @@ public final class UsageTracker: Service, Sendable {
                     );
                     CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);
                     CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
-                    CREATE INDEX IF NOT EXISTS usage_tenant_session ON usage (tenant, session_id);
                     """)
         }
     }
