@@ -58,6 +58,8 @@ struct ConfigOptions: ParsableArguments {
         config.dataDirectory = scratch
         config.workspaceBasePath = (scratch as NSString).appendingPathComponent("workspaces")
         config.documentStorePath = (scratch as NSString).appendingPathComponent("documents.sqlite")
+        // A bench never writes into the deployment's own usage records.
+        config.telemetry.usageDBPath = (scratch as NSString).appendingPathComponent("usage.db")
         return (config, logger, scratch)
     }
 
