@@ -107,10 +107,15 @@ final class HTTPCall: Sendable {
         }
         let waiting = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
             defer { state.head = nil }
+            guard !state.cancelled else { return nil }
             state.body = continuation
             return state.head
         }
-        waiting?.resume(returning: HTTPResponse(status: status, headers: headers, body: stream))
+        if let waiting {
+            waiting.resume(returning: HTTPResponse(status: status, headers: headers, body: stream))
+        } else {
+            continuation.finish(throwing: PluginError(.cancelled, "the request was cancelled"))
+        }
     }
 
     /// A body chunk; false asks the host to abort.
@@ -138,8 +143,15 @@ final class HTTPCall: Sendable {
 
     func fail(_ error: PluginError) { finish(error) }
 
+    /// The caller's task was cancelled: a caller still waiting for the head is answered at once;
+    /// the host is asked to abort at its next body chunk, and complete() still releases the call.
     func cancel() {
-        state.withLock { $0.cancelled = true }
+        let waiting = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
+            state.cancelled = true
+            defer { state.head = nil }
+            return state.head
+        }
+        waiting?.resume(throwing: PluginError(.cancelled, "the request was cancelled"))
     }
 }
 

@@ -45,13 +45,16 @@ public struct RetryPolicy: Sendable, Hashable {
     /// `Retry-After` as a wait: delta-seconds or an IMF-fixdate (RFC 9110 §10.2.3).
     public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Duration? {
         let text = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
+        if let seconds = Double(text), seconds >= 0, seconds.isFinite {
+            // A day at most: anything longer is "not now" all the same, and stays in range.
+            return .milliseconds(Int64(min(seconds, 86_400) * 1000))
+        }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: text) else { return nil }
-        return .milliseconds(max(0, Int64(date.timeIntervalSince(now) * 1000)))
+        return .milliseconds(Int64(min(max(0, date.timeIntervalSince(now)), 86_400) * 1000))
     }
 }
 

@@ -120,7 +120,8 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
     func embed(model: String, texts: [String]) async throws -> Embeddings {
         guard !texts.isEmpty else { return Embeddings(vectors: [], dimensions: 0) }
         let body: [String: Any] = ["model": model.isEmpty ? embeddingModel : model, "input": texts, "encoding_format": "float"]
-        let data = try await client.post("/embeddings", json: body).collect()
+        // About 40 KB of JSON per vector of 3,072 floats: the limit grows with the batch.
+        let data = try await client.post("/embeddings", json: body).collect(upTo: max(16 << 20, texts.count * (64 << 10)))
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let items = object["data"] as? [[String: Any]] else {
             throw PluginError(.unavailable, "the upstream answered 200 with a body that is not an embedding list")
         }

@@ -312,4 +312,29 @@ struct ChatGatewayTests {
         #expect(refused?.json["code"] as? String == "BUDGET_EXCEEDED")
         #expect((refused?.json["error"] as? [String: Any])?["type"] as? String == "insufficient_quota")
     }
+
+    @Test("a slow upstream is cut at engines.timeoutSeconds: the caller is answered at the deadline and the next route is not the same engine")
+    func slowUpstreamMeetsTheDeadline() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines(retries: 0)) { $0.engines.timeoutSeconds = 1 }
+        defer { Task { await gateway.stop() } }
+        upstream.fake.script(.slow(.seconds(3)))
+        let started = ContinuousClock.now
+        let reply = try await gateway.send(.POST, "/v1/chat/completions", token: try await GatewayHarness.token(), json: chat())
+        let waited = ContinuousClock.now - started
+        #expect(reply.status == 503)
+        #expect((reply.json["message"] as? String)?.contains("engines.timeoutSeconds") == true)
+        #expect(waited < .milliseconds(2500), "answered at the deadline, not when the upstream finally answered")
+        // The cut call goes on upstream and may be billed: it is charged its maximum, never 0.
+        let summary = try await gateway.send(.GET, "/api/usage/summary", token: try await GatewayHarness.token())
+        let charged = (summary.json["totals"] as? [String: Any])?["costNanoUsd"] as? Int ?? 0
+        #expect(charged >= 1024 * 600)
+        // A slow stream is cut the same way.
+        upstream.fake.script(.slow(.milliseconds(400)))
+        let stream = try await gateway.send(
+            .POST, "/v1/chat/completions", token: try await GatewayHarness.token(), json: chat("gpt-4o-mini", "a b c d e f", extra: ["stream": true]))
+        let last = (try? JSONSerialization.jsonObject(with: Data((sseData(stream.body).last ?? "").utf8))) as? [String: Any]
+        #expect(((last?["error"] as? [String: Any])?["message"] as? String)?.contains("engines.timeoutSeconds") == true)
+    }
 }

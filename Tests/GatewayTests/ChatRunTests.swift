@@ -82,4 +82,26 @@ struct ChatRunTests {
         #expect(feedback.status == 404)
         #expect(upstream.fake.requestCount == 0)
     }
+
+    @Test("chats that name no session are charged as sessions of their own, never to one shared account")
+    func sessionlessChatsDoNotShareAnAccount() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines())
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        for _ in 0..<3 {
+            let reply = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello", "model": "gpt-4o-mini"])
+            #expect(reply.status == 200)
+        }
+        for _ in 0..<2 {
+            let reply = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello", "model": "gpt-4o-mini", "session": "s"])
+            #expect(reply.status == 200)
+        }
+        let shared = try await gateway.send(.GET, "/api/usage/sessions/default", token: token)
+        #expect(shared.json["calls"] as? Int == 0, "no account collects every sessionless chat")
+        let named = try await gateway.send(.GET, "/api/usage/sessions/s", token: token)
+        #expect(named.json["calls"] as? Int == 2)
+        #expect(gateway.app.engines.budgets.spent(tenant: "acme", session: "default") == nil)
+    }
 }

@@ -60,5 +60,6 @@ struct QueryExpansionTests {
     func lines() {
         let text = "1. \"renew secrets\"\n- renew secrets\n\nthe query\n* rotate keys\n• third one"
         #expect(EngineQueryExpander.lines(text, excluding: "The Query") == ["renew secrets", "rotate keys"])
+        #expect(EngineQueryExpander.lines("3D printing of parts\n2024 tax rules", excluding: "x") == ["3D printing of parts", "2024 tax rules"])
     }
 }

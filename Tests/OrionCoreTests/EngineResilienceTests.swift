@@ -45,6 +45,8 @@ struct EngineResilienceTests {
         #expect(policy.delay(attempt: 1, retryAfter: nil, random: 1) == .milliseconds(100))
         #expect(policy.delay(attempt: 3, retryAfter: nil, random: 1) == .milliseconds(250), "capped at maxDelay")
         #expect(policy.delay(attempt: 1, retryAfter: "soon", random: 1) == .milliseconds(100), "an unreadable header falls back to backoff")
+        #expect(policy.delay(attempt: 1, retryAfter: "99999999999999999999") == nil, "an absurd wait is refused, not a crash")
+        #expect(RetryPolicy.parseRetryAfter("1e300") == .seconds(86_400))
         #expect(RetryPolicy.isRetryable(status: 429) && RetryPolicy.isRetryable(status: 503) && !RetryPolicy.isRetryable(status: 400))
     }
 

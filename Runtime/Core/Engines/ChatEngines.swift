@@ -113,6 +113,10 @@ public final class ChatEngines: Sendable {
         let reservation = try reserve(request, maxOutput: maxOutput, routes: routes, requested: requested, caller: caller)
         var failures: [String] = []
         var rateLimited = true
+        // What failed attempts may still cost: a call cut at the deadline keeps running (and
+        // billing) upstream, so it is charged its maximum; a stream that failed after output is
+        // charged the estimate of what it sent.
+        var charged: Int64 = 0
         for (index, route) in routes.enumerated() {
             let model = route.model ?? requested
             guard breakers.permit(route.instance) else {
@@ -129,22 +133,33 @@ public final class ChatEngines: Sendable {
                 breakers.record(route.instance, success: true)
                 return finish(
                     body: body, object: object, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools,
-                    route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index, taskType: taskType)
-            case .failed(let error, let emitted):
+                    route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index, taskType: taskType,
+                    alreadyCharged: charged)
+            case .failed(let error, let emitted, let sentBytes):
                 let isCallersFault = error.code == .invalidArgument
                 breakers.record(route.instance, success: isCallersFault)
-                record(caller: caller, engine: route.instance, model: model, latency: latency, success: false, taskType: taskType)
+                var cost = Cost.priced(nanoUSD: 0)
+                if error.code == .deadline {
+                    cost = prices.lookUp(tier: caller.tier, model: model, tokens: TokenCounts(input: request.promptTokenBound, output: Int64(maxOutput)))
+                } else if emitted {
+                    cost = prices.lookUp(tier: caller.tier, model: model, tokens: ChatUsage.estimate(prompt: request, completionBytes: sentBytes).tokens)
+                }
+                charged += cost.nanoUSD ?? 0
+                record(
+                    caller: caller, engine: route.instance, model: model, latency: latency, success: false,
+                    usage: cost.nanoUSD.map { $0 > 0 ? ChatUsage.estimate(prompt: request, completionBytes: sentBytes) : nil } ?? nil, cost: cost,
+                    taskType: taskType)
                 if error.code != .resourceExhausted { rateLimited = false }
                 logger.warning(
                     "engine call failed", metadata: ["orion.engine": "\(route.instance)", "orion.model": "\(model)", "orion.error": "\(error)"])
                 if isCallersFault || emitted {
-                    budgets.settle(reservation, actualNanoUSD: 0)
+                    budgets.settle(reservation, actualNanoUSD: charged)
                     throw EngineError(isCallersFault ? .invalidRequest : .unavailable, "engine '\(route.instance)': \(error.message)")
                 }
                 failures.append("'\(route.instance)': \(error.message)")
             }
         }
-        budgets.settle(reservation, actualNanoUSD: 0)
+        budgets.settle(reservation, actualNanoUSD: charged)
         let summary = "no engine could answer model '\(requested.isEmpty ? "(default)" : requested)': \(failures.joined(separator: "; "))"
         throw EngineError(rateLimited && !failures.isEmpty ? .rateLimited : .unavailable, summary)
     }
@@ -169,7 +184,8 @@ public final class ChatEngines: Sendable {
     private enum Attempt {
         /// `object` is `body` parsed (nil when it is not a JSON object).
         case answered(body: Data, object: [String: Any]?, completionBytes: Int, tools: [String])
-        case failed(PluginError, emitted: Bool)
+        /// `completionBytes`: what a stream had sent before it failed.
+        case failed(PluginError, emitted: Bool, completionBytes: Int)
     }
 
     /// One call to one engine instance under the deadline.
@@ -178,16 +194,21 @@ public final class ChatEngines: Sendable {
         do {
             lease = try registry.lease(kind: .engine, id: instance)
         } catch {
-            return .failed(PluginError(.unavailable, "not loaded (\(error.message))"), emitted: false)
+            return .failed(PluginError(.unavailable, "not loaded (\(error.message))"), emitted: false, completionBytes: 0)
         }
-        defer { lease.release() }
-        guard let engine = lease.engine else { return .failed(PluginError(.unavailable, "not an engine"), emitted: false) }
+        // The lease is released when the plugin completes — not at the deadline, which only stops
+        // waiting: a swap must not destroy an instance whose call is still running.
+        guard let engine = lease.engine else {
+            lease.release()
+            return .failed(PluginError(.unavailable, "not an engine"), emitted: false, completionBytes: 0)
+        }
         let data = request.data()
         let timeout = Duration.milliseconds(Int64(config.engines.timeoutSeconds * 1000))
         guard let onChunk else {
             do {
                 let body = try await Deadline.run(timeout) {
-                    try await PluginCallMetrics.measure(instance: instance, operation: "chat") { try await engine.chat(request: data) }
+                    defer { lease.release() }
+                    return try await PluginCallMetrics.measure(instance: instance, operation: "chat") { try await engine.chat(request: data) }
                 }
                 let answer = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
                 let messages = (answer?["choices"] as? [[String: Any]])?.compactMap { $0["message"] as? [String: Any] } ?? []
@@ -195,26 +216,29 @@ public final class ChatEngines: Sendable {
                 return .answered(
                     body: body, object: answer, completionBytes: bytes, tools: Self.toolNames(messages.flatMap { $0["tool_calls"] as? [Any] ?? [] }))
             } catch {
-                return .failed(Self.pluginError(error), emitted: false)
+                return .failed(Self.pluginError(error), emitted: false, completionBytes: 0)
             }
         }
         let tally = StreamTally(forward: onChunk)
         do {
             let usage = try await Deadline.run(timeout, onTimeout: { tally.close() }) {
-                try await PluginCallMetrics.measure(instance: instance, operation: "chat_stream") {
+                defer { lease.release() }
+                return try await PluginCallMetrics.measure(instance: instance, operation: "chat_stream") {
                     try await engine.chatStream(request: data) { tally.take($0) }
                 }
             }
             let (bytes, tools, _) = tally.summary
             return .answered(body: usage, object: (try? JSONSerialization.jsonObject(with: usage)) as? [String: Any], completionBytes: bytes, tools: tools)
         } catch {
-            return .failed(Self.pluginError(error), emitted: tally.summary.emitted)
+            let summary = tally.summary
+            return .failed(Self.pluginError(error), emitted: summary.emitted, completionBytes: summary.bytes)
         }
     }
 
     private func finish(
         body: Data, object: [String: Any]?, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute,
-        model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int, taskType: String
+        model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int, taskType: String,
+        alreadyCharged: Int64
     ) -> EngineAnswer {
         var answer = object ?? [:]
         let providerUsage = streamed ? answer : answer["usage"]
@@ -222,7 +246,7 @@ public final class ChatEngines: Sendable {
         let usage = provided ?? ChatUsage.estimate(prompt: request, completionBytes: completionBytes)
         let priced = (answer["model"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? model
         let cost = prices.cost(tier: caller.tier, model: priced, tokens: usage.tokens)
-        budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
+        budgets.settle(reservation, actualNanoUSD: (cost.nanoUSD ?? 0) + alreadyCharged)
         record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools, taskType: taskType)
         let out: Data
         if streamed {
@@ -281,14 +305,15 @@ final class StreamTally: Sendable {
         let deltas = (object?["choices"] as? [[String: Any]])?.compactMap { $0["delta"] as? [String: Any] } ?? []
         let bytes = deltas.reduce(0) { $0 + ChatPayload.textBytes($1["content"] ?? "") + ChatPayload.textBytes($1["tool_calls"] ?? []) }
         let tools = ChatEngines.toolNames(deltas.flatMap { $0["tool_calls"] as? [Any] ?? [] })
-        let open = state.withLock { state -> Bool in
+        // Forwarding under the lock: once close() returns, no chunk of this route reaches the
+        // caller (the next route's chunks must not interleave with it).
+        return state.withLock { state -> Bool in
             guard !state.closed else { return false }
             state.bytes += bytes
             state.tools += tools
             state.emitted = true
-            return true
+            return forward(chunk)
         }
-        return open && forward(chunk)
     }
 
     func close() { state.withLock { $0.closed = true } }
@@ -311,9 +336,10 @@ enum Deadline {
             }
             let timer = Task {
                 try? await Task.sleep(for: limit)
-                guard !Task.isCancelled else { return }
+                guard !Task.isCancelled, !gate.isFinished else { return }
+                // Closed before the caller resumes, so nothing of this call follows the deadline.
+                onTimeout()
                 if gate.resume(.failure(PluginError(.deadline, "no answer within engines.timeoutSeconds (\(limit))"))) {
-                    onTimeout()
                     work.cancel()
                 }
             }
@@ -330,6 +356,8 @@ enum Deadline {
         private let state = Mutex(State())
 
         func arm(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+
+        var isFinished: Bool { state.withLock { $0.finished } }
 
         func onDone(_ action: @escaping @Sendable () -> Void) {
             let already = state.withLock { state -> Bool in

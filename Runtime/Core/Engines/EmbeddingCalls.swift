@@ -70,10 +70,14 @@ extension ChatEngines {
 
     private func embedOnce(_ instance: String, model: String, texts: [String]) async throws -> Embeddings {
         let lease = try registry.lease(kind: .engine, id: instance)
-        defer { lease.release() }
-        guard let engine = lease.engine else { throw PluginError(.unavailable, "not an engine") }
+        guard let engine = lease.engine else {
+            lease.release()
+            throw PluginError(.unavailable, "not an engine")
+        }
         let result = try await Deadline.run(.milliseconds(Int64(config.engines.timeoutSeconds * 1000))) {
-            try await PluginCallMetrics.measure(instance: instance, operation: "embed") { try await engine.embed(model: model, texts: texts) }
+            // Released when the plugin completes, not at the deadline (see ChatEngines).
+            defer { lease.release() }
+            return try await PluginCallMetrics.measure(instance: instance, operation: "embed") { try await engine.embed(model: model, texts: texts) }
         }
         guard result.count == texts.count, result.dimensions > 0 else {
             throw PluginError(.unavailable, "returned \(result.count) vectors for \(texts.count) texts")

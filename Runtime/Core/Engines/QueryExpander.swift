@@ -55,7 +55,8 @@ public struct EngineQueryExpander: QueryExpanding {
         var out: [String] = []
         for raw in text.split(whereSeparator: \.isNewline) {
             var line = raw.trimmingCharacters(in: .whitespaces)
-            while let first = line.first, "-*•0123456789.)".contains(first) { line.removeFirst() }
+            // A list marker ("1.", "2)", "-", "*", "•") followed by a space; "3D printing" keeps its 3.
+            if let marker = line.firstRange(of: /^(\d{1,2}[.)]|[-*•])\s+/) { line.removeSubrange(marker) }
             line = line.trimmingCharacters(in: CharacterSet(charactersIn: " \"'“”"))
             guard !line.isEmpty, line.count <= 1000, seen.insert(line.lowercased()).inserted else { continue }
             out.append(line)

@@ -39,10 +39,14 @@ struct ChatRoutes {
         try context.authorize("chat:create", rbac)
         let tenant = try context.requireTenant()
         let body = try await Self.chatSchema.parse(request)
+        // A chat that names no session is its run's memory session "default" and, for the budget, a
+        // session of its own (only the tenant's cap spans such chats).
         let session = body.string("session") ?? "default"
         var account = try OpenAIRoutes.account(request, context, tenant: tenant)
-        account.session = session
-        account.isSingleCallSession = false
+        if let named = body.string("session") {
+            account.session = named
+            account.isSingleCallSession = false
+        }
         let message = body.string("message") ?? ""
         let model = body.string("model") ?? ""
         let remember = body.bool("remember") ?? false

@@ -74,11 +74,13 @@ struct OpenAIRoutes {
     func stream(_ payload: ChatPayload, account: EngineAccount, headers: HTTPFields) async throws -> Response {
         let (events, sink) = AsyncStream<StreamEvent>.makeStream()
         let stopped = Atomic(false)
+        // However the response ends (written, failed, the client gone), the engine stops at its next chunk.
+        sink.onTermination = { _ in stopped.store(true, ordering: .relaxed) }
         let engines = self.engines
         let task = Task {
             do {
                 let answer = try await engines.stream(payload, for: account) { chunk in
-                    sink.yield(.chunk(chunk))
+                    if case .terminated = sink.yield(.chunk(chunk)) { return false }
                     return !stopped.load(ordering: .relaxed)
                 }
                 sink.yield(.done(answer))

@@ -104,12 +104,13 @@ struct StreamRoutes: Sendable {
             requestID: requestID, isSingleCallSession: session == nil)
         let (chunks, sink) = AsyncStream<Data>.makeStream()
         let stopped = Atomic(false)
+        sink.onTermination = { _ in stopped.store(true, ordering: .relaxed) }
         let engines = self.engines
         let call = Task { () -> Result<EngineAnswer, EngineError> in
             defer { sink.finish() }
             do throws(EngineError) {
                 return .success(try await engines.stream(payload, for: account) { chunk in
-                    sink.yield(chunk)
+                    if case .terminated = sink.yield(chunk) { return false }
                     return !stopped.load(ordering: .relaxed)
                 })
             } catch {
