@@ -367,8 +367,9 @@ typedef struct orion_host_api {
   /* Monotonic clock in nanoseconds; only differences are meaningful. Tests may drive it. */
   int64_t (*monotonic_ns)(orion_host_ctx *ctx);
   /* Outbound HTTP through the host (timeouts, TLS, pooling, egress allowlist). Returns ORION_OK
-   * if started; then the handler is driven to complete(). ORION_ERR_UNSUPPORTED until the host
-   * provides HTTP egress. */
+   * if started; then the handler is driven to complete(), from any thread. ORION_ERR_CONFIG when
+   * the URL's host is not in the deployment's egress allowlist; ORION_ERR_UNSUPPORTED from a host
+   * without HTTP egress. */
   orion_status (*http_request)(orion_host_ctx *ctx, const orion_http_request *request,
                                orion_http_response_handler handler, orion_error *err);
   /* Lease the current instance `instance_id` of `kind` (one ORION_KIND_*). Hold it only for the
