@@ -224,3 +224,62 @@ public struct UpstreamClient: Sendable {
         return error as? String ?? "\(error)"
     }
 }
+
+/// The configuration keys every HTTP engine shares: `baseUrl`, `apiKey`, `apiKeyEnv`, `headers`,
+/// `timeoutSeconds`, `retries`, `retryBaseMs`, `maxRetryAfterSeconds`. Decode it from the same
+/// decoder as the plugin's own configuration (`try UpstreamSettings(from: decoder)`).
+public struct UpstreamSettings: Decodable, Sendable {
+    public var baseUrl: String?
+    public var apiKey: String?
+    public var apiKeyEnv: String?
+    public var headers: [String: String]?
+    public var timeoutSeconds: Double?
+    public var retries: Int?
+    public var retryBaseMs: Int?
+    public var maxRetryAfterSeconds: Double?
+
+    /// The JSON Schema properties of these keys, for a plugin's `configSchema`.
+    public static let schemaProperties = """
+        "baseUrl":{"type":"string","minLength":1},
+        "apiKey":{"type":"string","minLength":1},
+        "apiKeyEnv":{"type":"string","minLength":1},
+        "headers":{"type":"object"},
+        "timeoutSeconds":{"type":"number","minimum":0.1,"maximum":3600},
+        "retries":{"type":"integer","minimum":0,"maximum":10},
+        "retryBaseMs":{"type":"integer","minimum":1,"maximum":60000},
+        "maxRetryAfterSeconds":{"type":"number","minimum":0,"maximum":3600}
+        """
+}
+
+extension UpstreamClient {
+    /// A client from the shared engine keys. `baseUrl` defaults to `defaultBaseURL` (a trailing
+    /// `/` dropped); the key is `apiKey`, else the environment variable `apiKeyEnv` (default
+    /// `defaultKeyVariable`), sent by `credential` (no key sends nothing); `headers` may not set the
+    /// credential's header.
+    public init(
+        host: PluginHost, settings: UpstreamSettings, defaultBaseURL: String, defaultKeyVariable: String,
+        credential: (String) -> (name: String, value: String), fixedHeaders: [(name: String, value: String)]
+    ) throws(PluginError) {
+        var base = settings.baseUrl ?? defaultBaseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+            throw PluginError(.config, "'baseUrl' must be an http or https URL, e.g. \(defaultBaseURL); got '\(base)'")
+        }
+        var headers = [(name: "Content-Type", value: "application/json")] + fixedHeaders
+        let keyVariable = settings.apiKeyEnv ?? defaultKeyVariable
+        let credentialHeader = credential("").name
+        if let key = settings.apiKey ?? ProcessInfo.processInfo.environment[keyVariable], !key.isEmpty {
+            headers.append(credential(key))
+        }
+        for (name, value) in (settings.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard name.caseInsensitiveCompare(credentialHeader) != .orderedSame else {
+                throw PluginError(.config, "'headers' must not set \(credentialHeader); use apiKey or apiKeyEnv")
+            }
+            headers.append((name: name, value: value))
+        }
+        self.init(
+            host: host, baseURL: base, headers: headers, timeout: settings.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) },
+            retry: RetryPolicy(retries: settings.retries, baseMs: settings.retryBaseMs, maxRetryAfterSeconds: settings.maxRetryAfterSeconds),
+            keyHint: settings.apiKey != nil ? "'apiKey'" : keyVariable)
+    }
+}

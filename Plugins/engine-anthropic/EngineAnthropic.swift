@@ -18,34 +18,28 @@ final class EngineAnthropic: OrionPlugin, EnginePlugin {
     ///   - `headers` (object of strings, default `{}`): extra headers, e.g. `anthropic-beta`.
     ///   - `timeoutSeconds`, `retries`, `retryBaseMs`, `maxRetryAfterSeconds`: as engine-openai's.
     struct Configuration: Decodable, Sendable {
-        var baseUrl: String?
-        var apiKey: String?
-        var apiKeyEnv: String?
+        var upstream: UpstreamSettings
         var anthropicVersion: String?
         var defaultModel: String?
         var defaultMaxTokens: Int?
-        var headers: [String: String]?
-        var timeoutSeconds: Double?
-        var retries: Int?
-        var retryBaseMs: Int?
-        var maxRetryAfterSeconds: Double?
+
+        init(from decoder: any Decoder) throws {
+            upstream = try UpstreamSettings(from: decoder)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            anthropicVersion = try c.decodeIfPresent(String.self, forKey: .anthropicVersion)
+            defaultModel = try c.decodeIfPresent(String.self, forKey: .defaultModel)
+            defaultMaxTokens = try c.decodeIfPresent(Int.self, forKey: .defaultMaxTokens)
+        }
+        enum CodingKeys: String, CodingKey { case anthropicVersion, defaultModel, defaultMaxTokens }
     }
 
     static let descriptor = PluginDescriptor(
         id: "engine-anthropic", version: "1.0.0", capabilities: ["chat"],
         configSchema: """
-            {"type":"object","additionalProperties":false,"properties":{
-            "baseUrl":{"type":"string","minLength":1},
-            "apiKey":{"type":"string","minLength":1},
-            "apiKeyEnv":{"type":"string","minLength":1},
+            {"type":"object","additionalProperties":false,"properties":{\(UpstreamSettings.schemaProperties),
             "anthropicVersion":{"type":"string","minLength":1},
             "defaultModel":{"type":"string","minLength":1},
-            "defaultMaxTokens":{"type":"integer","minimum":1,"maximum":1000000},
-            "headers":{"type":"object"},
-            "timeoutSeconds":{"type":"number","minimum":0.1,"maximum":3600},
-            "retries":{"type":"integer","minimum":0,"maximum":10},
-            "retryBaseMs":{"type":"integer","minimum":1,"maximum":60000},
-            "maxRetryAfterSeconds":{"type":"number","minimum":0,"maximum":3600}}}
+            "defaultMaxTokens":{"type":"integer","minimum":1,"maximum":1000000}}}
             """,
         summary: "Chat and streamed chat over Anthropic's Messages API, as OpenAI-style chat")
 
@@ -54,24 +48,9 @@ final class EngineAnthropic: OrionPlugin, EnginePlugin {
     let defaultMaxTokens: Int
 
     init(configuration c: Configuration, host: PluginHost) throws {
-        var base = c.baseUrl ?? "https://api.anthropic.com/v1"
-        while base.hasSuffix("/") { base.removeLast() }
-        guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
-            throw PluginError(.config, "'baseUrl' must be an http or https URL, e.g. https://api.anthropic.com/v1; got '\(base)'")
-        }
-        let keyVariable = c.apiKeyEnv ?? "ANTHROPIC_API_KEY"
-        var headers = [(name: "Content-Type", value: "application/json"), (name: "anthropic-version", value: c.anthropicVersion ?? "2023-06-01")]
-        if let key = c.apiKey ?? ProcessInfo.processInfo.environment[keyVariable], !key.isEmpty {
-            headers.append((name: "x-api-key", value: key))
-        }
-        for (name, value) in (c.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard name.lowercased() != "x-api-key" else { throw PluginError(.config, "'headers' must not set x-api-key; use apiKey or apiKeyEnv") }
-            headers.append((name: name, value: value))
-        }
-        client = UpstreamClient(
-            host: host, baseURL: base, headers: headers, timeout: c.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) },
-            retry: RetryPolicy(retries: c.retries, baseMs: c.retryBaseMs, maxRetryAfterSeconds: c.maxRetryAfterSeconds),
-            keyHint: c.apiKey != nil ? "'apiKey'" : keyVariable)
+        client = try UpstreamClient(
+            host: host, settings: c.upstream, defaultBaseURL: "https://api.anthropic.com/v1", defaultKeyVariable: "ANTHROPIC_API_KEY",
+            credential: { (name: "x-api-key", value: $0) }, fixedHeaders: [(name: "anthropic-version", value: c.anthropicVersion ?? "2023-06-01")])
         defaultModel = c.defaultModel
         defaultMaxTokens = c.defaultMaxTokens ?? 1024
     }

@@ -21,32 +21,25 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
     ///     (default `250`) doubling up to 5 s. A `Retry-After` over `maxRetryAfterSeconds` (default
     ///     `20`) fails the call at once.
     struct Configuration: Decodable, Sendable {
-        var baseUrl: String?
-        var apiKey: String?
-        var apiKeyEnv: String?
+        var upstream: UpstreamSettings
         var defaultModel: String?
         var embeddingModel: String?
-        var headers: [String: String]?
-        var timeoutSeconds: Double?
-        var retries: Int?
-        var retryBaseMs: Int?
-        var maxRetryAfterSeconds: Double?
+
+        init(from decoder: any Decoder) throws {
+            upstream = try UpstreamSettings(from: decoder)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            defaultModel = try c.decodeIfPresent(String.self, forKey: .defaultModel)
+            embeddingModel = try c.decodeIfPresent(String.self, forKey: .embeddingModel)
+        }
+        enum CodingKeys: String, CodingKey { case defaultModel, embeddingModel }
     }
 
     static let descriptor = PluginDescriptor(
         id: "engine-openai", version: "1.0.0", capabilities: ["chat", "embeddings"],
         configSchema: """
-            {"type":"object","additionalProperties":false,"properties":{
-            "baseUrl":{"type":"string","minLength":1},
-            "apiKey":{"type":"string","minLength":1},
-            "apiKeyEnv":{"type":"string","minLength":1},
+            {"type":"object","additionalProperties":false,"properties":{\(UpstreamSettings.schemaProperties),
             "defaultModel":{"type":"string","minLength":1},
-            "embeddingModel":{"type":"string","minLength":1},
-            "headers":{"type":"object"},
-            "timeoutSeconds":{"type":"number","minimum":0.1,"maximum":3600},
-            "retries":{"type":"integer","minimum":0,"maximum":10},
-            "retryBaseMs":{"type":"integer","minimum":1,"maximum":60000},
-            "maxRetryAfterSeconds":{"type":"number","minimum":0,"maximum":3600}}}
+            "embeddingModel":{"type":"string","minLength":1}}}
             """,
         summary: "Chat, streamed chat and embeddings over any OpenAI-compatible API")
 
@@ -55,25 +48,9 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
     let embeddingModel: String
 
     init(configuration c: Configuration, host: PluginHost) throws {
-        let base = (c.baseUrl ?? "https://api.openai.com/v1").trimmingSuffix("/")
-        guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
-            throw PluginError(.config, "'baseUrl' must be an http or https URL, e.g. https://api.openai.com/v1; got '\(base)'")
-        }
-        var headers = [(name: "Content-Type", value: "application/json")]
-        let keyVariable = c.apiKeyEnv ?? "OPENAI_API_KEY"
-        if let key = c.apiKey ?? ProcessInfo.processInfo.environment[keyVariable], !key.isEmpty {
-            headers.append((name: "Authorization", value: "Bearer \(key)"))
-        }
-        for (name, value) in (c.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard name.lowercased() != "authorization" else {
-                throw PluginError(.config, "'headers' must not set Authorization; use apiKey or apiKeyEnv")
-            }
-            headers.append((name: name, value: value))
-        }
-        client = UpstreamClient(
-            host: host, baseURL: base, headers: headers, timeout: c.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) },
-            retry: RetryPolicy(retries: c.retries, baseMs: c.retryBaseMs, maxRetryAfterSeconds: c.maxRetryAfterSeconds),
-            keyHint: c.apiKey != nil ? "'apiKey'" : "\(keyVariable)")
+        client = try UpstreamClient(
+            host: host, settings: c.upstream, defaultBaseURL: "https://api.openai.com/v1", defaultKeyVariable: "OPENAI_API_KEY",
+            credential: { (name: "Authorization", value: "Bearer \($0)") }, fixedHeaders: [])
         defaultModel = c.defaultModel
         embeddingModel = c.embeddingModel ?? "text-embedding-3-small"
     }
@@ -153,14 +130,6 @@ final class EngineOpenAI: OrionPlugin, EnginePlugin {
             object["model"] = defaultModel
         }
         return object
-    }
-}
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        var text = self
-        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
-        return text
     }
 }
 

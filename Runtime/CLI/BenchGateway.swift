@@ -48,20 +48,8 @@ struct BenchGateway: AsyncParsableCommand {
 
     func run() async throws {
         if chat { return try await runChat() }
-        #if DEBUG
-        print("note: this is a debug build; run `swift build -c release` and .build/release/orion for meaningful figures")
-        #endif
-        let (deployment, logger, scratch) = try options.benchDeployment()
-        var config = deployment
+        var (config, logger, scratch) = try benchConfig()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        config.plugins.watchIntervalSeconds = 0
-        config.gateway.port = 0
-        config.gateway.maxInFlight = 100_000
-        config.gateway.maxInFlightPerTenant = 100_000
-        let secret = UUID().uuidString + UUID().uuidString
-        config.auth.publicKeyFile = nil
-        config.auth.jwksFile = nil
-        config.auth.hs256Secret = secret
 
         // The deployment: the retriever (and its sources) and the limiter from plugins.d, the
         // limiter's limit raised so the bench measures its cost, not its refusals.
@@ -102,10 +90,7 @@ struct BenchGateway: AsyncParsableCommand {
         var floorPort = bound[0], chainPort = bound[1]
         if try await status(client, "http://127.0.0.1:\(floorPort)/floor", token: nil) != 200 { swap(&floorPort, &chainPort) }
 
-        let token = try await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256).sign(
-            TokenClaims(
-                sub: .init(value: "bench"), exp: .init(value: Date().addingTimeInterval(3600)), iss: .init(value: config.auth.issuer),
-                aud: .init(value: [config.auth.audience]), tenant: "bench", roles: ["member"]))
+        let token = try await Self.token(config)
         var inputs: [MemoryInput] = []
         for n in 0..<memories {
             inputs.append(MemoryInput(session: "bench", intent: "\(LearningScenario().task(n % 80)) step \(n)", experience: "experience \(n)"))
@@ -139,6 +124,31 @@ struct BenchGateway: AsyncParsableCommand {
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         }
+    }
+
+    /// The deployment's configuration in a scratch data directory, served on a free port without
+    /// in-flight limits and signing tokens with a fresh secret (see ``token(_:)``).
+    func benchConfig() throws -> (config: RuntimeConfig, logger: Logger, scratch: String) {
+        #if DEBUG
+        print("note: this is a debug build; run `swift build -c release` and .build/release/orion for meaningful figures")
+        #endif
+        var (config, logger, scratch) = try options.benchDeployment()
+        config.plugins.watchIntervalSeconds = 0
+        config.gateway.port = 0
+        config.gateway.maxInFlight = 100_000
+        config.gateway.maxInFlightPerTenant = 100_000
+        config.auth.publicKeyFile = nil
+        config.auth.jwksFile = nil
+        config.auth.hs256Secret = UUID().uuidString + UUID().uuidString
+        return (config, logger, scratch)
+    }
+
+    /// A member's token of tenant `bench`, signed with the bench configuration's secret.
+    static func token(_ config: RuntimeConfig) async throws -> String {
+        try await JWTKeyCollection().add(hmac: HMACKey(from: config.auth.hs256Secret ?? ""), digestAlgorithm: .sha256).sign(
+            TokenClaims(
+                sub: .init(value: "bench"), exp: .init(value: Date().addingTimeInterval(3600)), iss: .init(value: config.auth.issuer),
+                aud: .init(value: [config.auth.audience]), tenant: "bench", roles: ["member"]))
     }
 
     func status(_ client: HTTPClient, _ url: String, token: String?) async throws -> Int {

@@ -16,21 +16,9 @@ import ServiceLifecycle
 /// callout, usage record) against the same loopback fake upstream called directly, in one run.
 extension BenchGateway {
     func runChat() async throws {
-        #if DEBUG
-        print("note: this is a debug build; run `swift build -c release` and .build/release/orion for meaningful figures")
-        #endif
-        let (deployment, logger, scratch) = try options.benchDeployment()
-        var config = deployment
+        var (config, logger, scratch) = try benchConfig()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        config.plugins.watchIntervalSeconds = 0
-        config.gateway.port = 0
-        config.gateway.maxInFlight = 100_000
-        config.gateway.maxInFlightPerTenant = 100_000
         config.telemetry.defaultCostCapUSD = 1_000_000
-        let secret = UUID().uuidString + UUID().uuidString
-        config.auth.publicKeyFile = nil
-        config.auth.jwksFile = nil
-        config.auth.hs256Secret = secret
 
         // The fake upstream first: the engine instance needs its port.
         let fake = FakeUpstream(keepReceived: false)
@@ -68,10 +56,7 @@ extension BenchGateway {
             break
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(connectionPool: .init(idleTimeout: .seconds(60))))
-        let token = try await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256).sign(
-            TokenClaims(
-                sub: .init(value: "bench"), exp: .init(value: Date().addingTimeInterval(3600)), iss: .init(value: config.auth.issuer),
-                aud: .init(value: [config.auth.audience]), tenant: "bench", roles: ["member"]))
+        let token = try await Self.token(config)
         let body = ByteBuffer(string: #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"how many moons does mars have"}],"max_tokens":32}"#)
 
         var direct = Figures(rps: 0, p50: .infinity, p99: .infinity), orion = direct

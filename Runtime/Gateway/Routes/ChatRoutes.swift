@@ -99,12 +99,7 @@ struct ChatRoutes {
         try context.authorize("chat:create", rbac)
         let tenant = try context.requireTenant()
         let body = try await Self.feedbackSchema.parse(request)
-        let outcome: Outcome
-        switch (body.string("outcome"), body.double("reward")) {
-        case (let name?, nil): outcome = Outcome(name: name) ?? .success  // the schema admits only known names
-        case (nil, let reward?): outcome = .reward(reward)
-        default: throw GatewayError.badRequest("give exactly one of 'outcome' and 'reward'", field: "/outcome")
-        }
+        let outcome = try MemoryRoutes.outcome(body)
         let runs = self.runs
         let (record, results) = try await MemoryRoutes.mapping {
             try await Blocking.run { try runs.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", outcome: outcome) }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OrionCore
+import OrionPluginHost
 
 /// `/api/memory`: store, search, feedback, get, delete — always within the caller's tenant.
 struct MemoryRoutes {
@@ -75,12 +76,7 @@ struct MemoryRoutes {
         try context.authorize("memory:write", rbac)
         let tenant = try context.requireTenant()
         let body = try await Self.feedbackSchema.parse(request)
-        let outcome: Outcome
-        switch (body.string("outcome"), body.double("reward")) {
-        case (let name?, nil): outcome = Outcome(name: name) ?? .success  // the schema admits only known names
-        case (nil, let reward?): outcome = .reward(reward)
-        default: throw GatewayError.badRequest("give exactly one of 'outcome' and 'reward'", field: "/outcome")
-        }
+        let outcome = try Self.outcome(body)
         let memory = self.memory
         let results = try await Self.mapping {
             try await Blocking.run {
@@ -109,6 +105,15 @@ struct MemoryRoutes {
         let id = context.parameters.get("id") ?? ""
         guard try await memory.delete(ids: [id], namespace: tenant.namespace) == 1 else { throw GatewayError.notFound("no memory '\(id)' in your tenant") }
         return Response(status: .noContent)
+    }
+
+    /// The outcome a feedback body gives: exactly one of `outcome` (a name) and `reward`.
+    static func outcome(_ body: [String: JSONValue]) throws -> Outcome {
+        switch (body.string("outcome"), body.double("reward")) {
+        case (let name?, nil): Outcome(name: name) ?? .success  // the schema admits only known names
+        case (nil, let reward?): .reward(reward)
+        default: throw GatewayError.badRequest("give exactly one of 'outcome' and 'reward'", field: "/outcome")
+        }
     }
 
     /// Runs `body`, turning memory's refusals into HTTP errors.
