@@ -147,7 +147,7 @@ public final class ChatEngines: Sendable {
                 charged += cost.nanoUSD ?? 0
                 record(
                     caller: caller, engine: route.instance, model: model, latency: latency, success: false,
-                    usage: cost.nanoUSD.map { $0 > 0 ? ChatUsage.estimate(prompt: request, completionBytes: sentBytes) : nil } ?? nil, cost: cost,
+                    usage: (cost.nanoUSD ?? 0) > 0 ? ChatUsage.estimate(prompt: request, completionBytes: sentBytes) : nil, cost: cost,
                     taskType: taskType)
                 if error.code != .resourceExhausted { rateLimited = false }
                 logger.warning(
