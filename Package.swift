@@ -68,6 +68,12 @@ let plugins: [(Product, Target)] = [
     swiftPlugin("engine-openai", target: "EngineOpenAI", path: "Plugins/engine-openai"),
     swiftPlugin("engine-anthropic", target: "EngineAnthropic", path: "Plugins/engine-anthropic"),
     swiftPlugin("pricing-table", target: "PricingTable", path: "Plugins/pricing-table"),
+    // Connectors: lifecycle events to a webhook, a hash-chained audit log, Prometheus series.
+    swiftPlugin(
+        "connector-webhook", target: "ConnectorWebhook", path: "Plugins/connector-webhook",
+        extra: [.product(name: "Crypto", package: "swift-crypto")]),
+    swiftPlugin("connector-audit", target: "ConnectorAudit", path: "Plugins/connector-audit", extra: ["OrionAuditChain"], exclude: ["Chain"]),
+    swiftPlugin("connector-metrics", target: "ConnectorMetrics", path: "Plugins/connector-metrics"),
     // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
     // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.
     swiftPlugin(
@@ -135,6 +141,10 @@ let package = Package(
         .target(name: "OrionONNXRuntime", path: "Plugins/embed-local/ORT", linkerSettings: [.linkedLibrary("dl")]),
         // BERT's WordPiece tokenizer, linked into embed-local (and tested on its own).
         .target(name: "OrionWordPiece", path: "Plugins/embed-local/Tokenizer", swiftSettings: swiftSettings),
+        // The audit log's row format and chain check, shared by connector-audit and `orion audit verify`.
+        .target(
+            name: "OrionAuditChain", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Plugins/connector-audit/Chain",
+            swiftSettings: swiftSettings),
         // vector-flat's dot-product kernels (AVX2/FMA chosen at run time), linked into its .so.
         .target(name: "OrionVectorKernels", path: "Plugins/vector-flat/Kernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
@@ -183,6 +193,7 @@ let package = Package(
                 "OrionCore", "OrionPluginHost", "OrionPluginSDK",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -215,7 +226,7 @@ let package = Package(
             name: "OrionCLI",
             dependencies: [
                 "OrionCore", "OrionGateway", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
-                "OrionWordPiece", "OrionUpstreamFake",
+                "OrionWordPiece", "OrionUpstreamFake", "OrionAuditChain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -269,6 +280,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Tests/GatewayTests",

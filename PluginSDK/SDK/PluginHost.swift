@@ -30,9 +30,30 @@ public struct PluginHost: @unchecked Sendable {
     /// Wall-clock nanoseconds since the Unix epoch.
     @inlinable public func nowNanoseconds() -> Int64 { api.pointee.now_ns(context) }
 
-    /// Adds `delta` to a counter, labelled by the host with this plugin's id.
+    /// A metric name with labels, as ``increment(counter:by:)`` and ``record(histogram:_:)`` take
+    /// it: `name{key="value",…}` (keys sorted; `\` and `"` in values escaped).
+    public static func metricName(_ name: String, labels: [String: String]) -> String {
+        guard !labels.isEmpty else { return name }
+        let pairs = labels.sorted { $0.key < $1.key }.map { key, value in
+            var escaped = ""
+            for character in value {
+                if character == "\\" || character == "\"" { escaped.append("\\") }
+                escaped.append(character)
+            }
+            return "\(key)=\"\(escaped)\""
+        }
+        return name + "{" + pairs.joined(separator: ",") + "}"
+    }
+
+    /// Adds `delta` to a counter, labelled by the host with this plugin's id. `name` may carry
+    /// labels of its own (``metricName(_:labels:)``).
     public func increment(counter name: String, by delta: Int64 = 1) {
         name.withOrionStr { api.pointee.counter_add(context, $0, delta) }
+    }
+
+    /// Records one observation (seconds for durations) in a histogram; `name` may carry labels.
+    public func record(histogram name: String, value: Double) {
+        record(histogram: name, value)
     }
 
     /// Records one observation (seconds for durations) in a histogram.

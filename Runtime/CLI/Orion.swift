@@ -11,7 +11,10 @@ struct Orion: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orion",
         abstract: "A plugin runtime for AI-agent platforms.",
-        subcommands: [Serve.self, TokenCommand.self, Plugins.self, ConfigCommand.self, Ingest.self, Search.self, CostCommand.self, Bench.self],
+        subcommands: [
+            Serve.self, TokenCommand.self, Plugins.self, ConfigCommand.self, Ingest.self, Search.self, CostCommand.self, ConnectorsCommand.self,
+            AuditCommand.self, Bench.self,
+        ],
         defaultSubcommand: Serve.self)
 }
 

@@ -11,8 +11,8 @@ import ServiceLifecycle
 ///
 /// Middleware, outermost first: observation (errors as JSON, security and CORS headers, metrics,
 /// request records) → global in-flight limit → authentication → tenant resolution and per-tenant
-/// in-flight limit → rate limits → body size → idempotency → the route (which checks RBAC and
-/// validates its body).
+/// in-flight limit → rate limits → body size → idempotency → side-effect events → the route (which
+/// checks RBAC and validates its body).
 public struct GatewayServer: Sendable {
     public let app: OrionApplication
     public let telemetry: GatewayTelemetry
@@ -21,6 +21,7 @@ public struct GatewayServer: Sendable {
     let verifier: TokenVerifier
     let logger: Logger
     let stream: StreamRoutes
+    let events: EventRoutes
 
     /// Builds the gateway; `registry` receives the HTTP metrics (pass the one the plugin runtime
     /// reports into, so `/metrics` shows both).
@@ -34,13 +35,15 @@ public struct GatewayServer: Sendable {
             logger.warning("no token key is configured: using a development secret kept in the data directory; set auth.hs256Secret, auth.publicKeyFile or auth.jwksFile before production")
         }
         let verifier = try await TokenVerifier(config: config, devSecret: devSecret)
+        let gate = UpgradeGate(
+            verifier: verifier, resolver: TenantResolver(tenants: tenants, registry: app.runtime.registry, config: config), rbac: config.rbac)
         let stream = StreamRoutes(
-            engines: app.engines, verifier: verifier, resolver: TenantResolver(tenants: tenants, registry: app.runtime.registry, config: config),
-            rbac: config.rbac, limiter: EventLimiter(limit: config.gateway.streamEventLimit, windowSeconds: config.gateway.streamEventWindowSeconds),
-            logger: logger)
+            engines: app.engines, gate: gate,
+            limiter: EventLimiter(limit: config.gateway.streamEventLimit, windowSeconds: config.gateway.streamEventWindowSeconds), logger: logger)
+        let events = EventRoutes(hub: app.events, gate: gate, eventsPerSecond: config.events.subscriberEventsPerSecond, rbac: config.rbac, logger: logger)
         return GatewayServer(
             app: app, telemetry: GatewayTelemetry(registry: registry, store: store, logger: logger), store: store, tenants: tenants,
-            verifier: verifier, logger: logger, stream: stream)
+            verifier: verifier, logger: logger, stream: stream, events: events)
     }
 
     /// The router with every middleware and route.
@@ -53,14 +56,17 @@ public struct GatewayServer: Sendable {
         router.add(middleware: TenantMiddleware(
             resolver: TenantResolver(tenants: tenants, registry: app.runtime.registry, config: config),
             limitPerTenant: config.gateway.maxInFlightPerTenant, retryAfter: config.gateway.retryAfterSeconds))
-        router.add(middleware: RateLimitMiddleware(registry: app.runtime.registry, logger: logger))
+        router.add(middleware: RateLimitMiddleware(registry: app.runtime.registry, events: app.events, logger: logger))
         router.add(middleware: BodyLimitMiddleware(maxBytes: config.gateway.maxBodyBytes))
         router.add(middleware: IdempotencyMiddleware(store: store))
+        router.add(middleware: SideEffectMiddleware(events: app.events))
         SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
         OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)
         ChatRoutes(runs: app.runs, engines: app.engines, rbac: config.rbac).add(to: router)
         stream.add(to: router)
+        events.add(to: router)
+        RunRoutes(runs: app.runs, rbac: config.rbac).add(to: router)
         UsageRoutes(usage: app.usage, engines: app.engines, rbac: config.rbac).add(to: router)
         return router
     }
@@ -71,10 +77,17 @@ public struct GatewayServer: Sendable {
         router: Router<GatewayContext>? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let config = app.config
-        let stream = self.stream
+        let (stream, events) = (self.stream, self.events)
         return Application(
             router: router ?? self.router(),
-            server: .http1WebSocketUpgrade { request, channel, _ in await stream.shouldUpgrade(request, channel) },
+            server: .http1WebSocketUpgrade { request, channel, _ in
+                // A refused upgrade falls through to the HTTP route, which answers 401/403 or 426.
+                switch UpgradeGate.path(request) {
+                case StreamRoutes.path: await stream.shouldUpgrade(request, channel)
+                case EventRoutes.wsPath: await events.shouldUpgrade(request, channel)
+                default: .dontUpgrade
+                }
+            },
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: nil),
             services: [telemetry],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

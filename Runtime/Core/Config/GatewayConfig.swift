@@ -67,8 +67,8 @@ extension RuntimeConfig {
     public struct RBAC: Sendable, Equatable {
         public var roles: [String: [String]] = [
             "admin": ["*"],
-            "member": ["memory:read", "memory:write", "chat:create", "usage:read", "runs:read"],
-            "viewer": ["memory:read", "usage:read", "runs:read"],
+            "member": ["memory:read", "memory:write", "chat:create", "usage:read", "runs:read", "runs:cancel", "events:read", "tool:*"],
+            "viewer": ["memory:read", "usage:read", "runs:read", "events:read"],
             "analyst": ["analytics:read", "usage:read"],
         ]
 

@@ -19,6 +19,7 @@ import Foundation
 ///   - `memory.*` — see ``RuntimeConfig/Memory`` (MemoryConfig.swift).
 ///   - `gateway.*`, `auth.*`, `rbac.roles` — see GatewayConfig.swift.
 ///   - `engines.*` — see ``RuntimeConfig/Engines`` (EngineConfig.swift).
+///   - `events.*`, `tools.*`, `health.*` — see EventsConfig.swift.
 ///   - `rateLimits.requestsPerHour` — `RATE_LIMIT_REQUESTS_PER_HOUR` — integer ≥ 1, `120`.
 ///   - `rateLimits.maxConcurrentSessions` — `MAX_CONCURRENT_SESSIONS` — integer ≥ 1, `10`.
 ///   - `plugins.directory` — `ORION_PLUGINS_D` — path, `plugins.d`.
@@ -45,6 +46,9 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var auth = Auth()
     public var rbac = RBAC()
     public var engines = Engines()
+    public var events = Events()
+    public var tools = Tools()
+    public var health = Health()
     /// The document store file; nil means `<dataDirectory>/documents.sqlite`.
     public var documentStorePath: String?
     /// Where the configuration came from, for messages (`defaults` without a file).
@@ -115,7 +119,7 @@ extension RuntimeConfig {
             }
         }
         do {
-            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac", "engines"])
+            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac", "engines", "events", "tools", "health"])
             try root.mapping("documents").rejectUnknownKeys(["path"])
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
@@ -125,6 +129,9 @@ extension RuntimeConfig {
             try root.mapping("auth").rejectUnknownKeys(authKeyNames)
             try root.mapping("rbac").rejectUnknownKeys(["roles"])
             try root.mapping("engines").rejectUnknownKeys(engineKeyNames)
+            try root.mapping("events").rejectUnknownKeys(eventKeyNames)
+            try root.mapping("tools").rejectUnknownKeys(toolKeyNames)
+            try root.mapping("health").rejectUnknownKeys(healthKeyNames)
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])
             try root.mapping("plugins").rejectUnknownKeys(["directory", "searchPaths", "cacheDirectory", "watchIntervalSeconds", "defaultTier"])
         } catch {
@@ -179,12 +186,13 @@ extension RuntimeConfig {
         plugins.searchPaths = plugins.searchPaths.map(resolve)
         plugins.cacheDirectory = plugins.cacheDirectory.map(resolve)
         documentStorePath = documentStorePath.map(resolve)
+        events.deadLetterDirectory = events.deadLetterDirectory.map(resolve)
         auth.publicKeyFile = auth.publicKeyFile.map(resolve)
         auth.jwksFile = auth.jwksFile.map(resolve)
     }
 
     /// Every key: the ones below, the memory keys (MemoryConfig.swift) and the gateway keys (GatewayConfig.swift).
-    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys + engineKeys }
+    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys + engineKeys + eventKeys }
 
     static let coreKeys: [Key] = [
         Key(path: "instanceId", env: "ORION_INSTANCE_ID", requiredInProduction: true) { c, n, _ throws(ConfigError) in

@@ -145,6 +145,37 @@ public final class DocumentStore: Sendable {
                 CREATE INDEX runs_namespace ON runs(namespace, started_at);
                 """)
         }
+        migrator.registerMigration("runs-v2") { db in
+            // Runs as journals (Runtime/Core/Runs): who ran it on which tier, its steps and tool
+            // calls — written with the run's final record in one transaction.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN tier TEXT NOT NULL DEFAULT '';
+                ALTER TABLE runs ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+                CREATE INDEX runs_status ON runs(namespace, status, started_at);
+                CREATE TABLE run_steps (
+                    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    duration_ms REAL NOT NULL,
+                    detail TEXT NOT NULL,
+                    PRIMARY KEY (run_id, position)
+                );
+                CREATE TABLE run_tool_calls (
+                    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    arguments_sha256 TEXT NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    duration_ms REAL NOT NULL,
+                    success INTEGER NOT NULL,
+                    error TEXT,
+                    PRIMARY KEY (run_id, position)
+                );
+                """)
+        }
         return migrator
     }
 

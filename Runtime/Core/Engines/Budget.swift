@@ -30,6 +30,8 @@ public struct BudgetAlert: Sendable, Hashable {
     public var session: String?
     public var spentNanoUSD: Int64
     public var capNanoUSD: Int64
+    /// The tier of the call that crossed the line.
+    public var tier: String = ""
 }
 
 /// Spending per session and per tenant per calendar month (UTC), with reservations, so that
@@ -60,6 +62,7 @@ public final class BudgetLedger: Sendable {
         public let amountNanoUSD: Int64
         let sessionCap: Int64
         let tenantCap: Int64
+        var tier = ""
     }
 
     private let accounts = Mutex<[Key: Account]>([:])
@@ -99,10 +102,14 @@ public final class BudgetLedger: Sendable {
         /// True when the session is this one call (a request that named none): its cap bounds the
         /// call alone, and nothing is loaded or kept for it.
         public var sessionIsSingleCall: Bool
+        /// The caller's tier, carried into alerts.
+        public var tier: String
 
         public init(
-            tenant: String, session: String, amountNanoUSD: Int64, sessionCapNanoUSD: Int64, tenantCapNanoUSD: Int64, sessionIsSingleCall: Bool = false
+            tenant: String, session: String, amountNanoUSD: Int64, sessionCapNanoUSD: Int64, tenantCapNanoUSD: Int64, sessionIsSingleCall: Bool = false,
+            tier: String = ""
         ) {
+            self.tier = tier
             self.tenant = tenant
             self.session = session
             self.amountNanoUSD = amountNanoUSD
@@ -147,7 +154,7 @@ public final class BudgetLedger: Sendable {
             }
             return Reservation(
                 session: sessionKey, tenant: tenantKey, amountNanoUSD: request.amountNanoUSD, sessionCap: request.sessionCapNanoUSD,
-                tenantCap: request.tenantCapNanoUSD)
+                tenantCap: request.tenantCapNanoUSD, tier: request.tier)
         }
     }
 
@@ -165,7 +172,7 @@ public final class BudgetLedger: Sendable {
                 if cap > 0, before < line, account.spent >= line {
                     alerts.append(BudgetAlert(
                         scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: account.spent,
-                        capNanoUSD: cap))
+                        capNanoUSD: cap, tier: reservation.tier))
                 }
             }
             return alerts

@@ -51,11 +51,19 @@ public final class ChatEngines: Sendable {
     let config: RuntimeConfig
     let logger: Logger
 
-    public init(registry: Registry, usage: UsageTracker?, config: RuntimeConfig, logger: Logger) {
+    /// `events` receives each `budget_alert`.
+    public init(registry: Registry, usage: UsageTracker?, config: RuntimeConfig, logger: Logger, events: EventHub? = nil) {
         self.registry = registry
         self.prices = PriceBook(registry: registry, logger: logger)
         self.usage = usage
-        self.budgets = BudgetLedger(usage: usage, alertThreshold: config.telemetry.alertThreshold, logger: logger)
+        self.budgets = BudgetLedger(usage: usage, alertThreshold: config.telemetry.alertThreshold, logger: logger) { alert in
+            var payload: [String: Any] = [
+                "scope": alert.scope.rawValue, "spentUsd": Double(alert.spentNanoUSD) / 1e9, "capUsd": Double(alert.capNanoUSD) / 1e9,
+                "threshold": config.telemetry.alertThreshold,
+            ]
+            if let session = alert.session { payload["session"] = session }
+            events?.publish(.budgetAlert, tenantID: alert.tenant, tier: alert.tier, payload: payload)
+        }
         self.breakers = EngineBreakers(failureThreshold: config.engines.breakerFailures, openSeconds: config.engines.breakerOpenSeconds)
         self.config = config
         self.logger = logger
@@ -173,7 +181,7 @@ public final class ChatEngines: Sendable {
             return try budgets.reserve(.init(
                 tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
                 sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD), tenantCapNanoUSD: Self.nano(tierCap),
-                sessionIsSingleCall: caller.isSingleCallSession))
+                sessionIsSingleCall: caller.isSingleCallSession, tier: caller.tier))
         } catch let exceeded as BudgetExceeded {
             throw EngineError(.budgetExceeded, exceeded.description, budget: exceeded)
         } catch {

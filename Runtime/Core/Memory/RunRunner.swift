@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// What a run asks for.
 public struct RunRequest: Sendable, Hashable {
-    public enum Kind: String, Sendable { case run, chat }
+    public enum Kind: String, Sendable { case run, chat, tool }
     /// The tenant namespace, e.g. `tenant_acme`.
     public var namespace: String
     /// The tenant's tier: its retriever serves phase A.
@@ -18,11 +19,14 @@ public struct RunRequest: Sendable, Hashable {
     public var topK: Int
     /// Nil: a new random id. A caller-chosen id makes a retried run refuse instead of running twice.
     public var id: String?
+    /// Who started the run (a user id), for the record and its events.
+    public var user: String
 
     public init(
         namespace: String, tier: String, session: String, kind: Kind = .run, intent: String, vector: [Float]? = nil, topK: Int = 5,
-        id: String? = nil
+        id: String? = nil, user: String = ""
     ) {
+        self.user = user
         self.namespace = namespace
         self.tier = tier
         self.session = session
@@ -40,6 +44,8 @@ public struct RunContext: Sendable {
     public var request: RunRequest
     /// The memories retrieved for the run, best first.
     public var memories: [MemoryHit]
+    /// Where the acting step records its steps and tool calls, and learns it was cancelled.
+    public var trace: RunTrace
 }
 
 /// How the acting step ended.
@@ -74,6 +80,10 @@ public struct RunRecord: Sendable, Hashable {
         /// The acting step threw: an error of the system, not an outcome of the memories, so no
         /// utility changes.
         case error
+        /// Someone cancelled it (`POST /v1/runs/{id}/cancel`); no utility changes.
+        case cancelled
+
+        public var hasEnded: Bool { self != .running }
     }
     public var id: String
     public var namespace: String
@@ -92,93 +102,118 @@ public struct RunRecord: Sendable, Hashable {
     public var newMemoryID: String?
     public var startedAt: Int64
     public var endedAt: Int64?
+    public var tier: String
+    public var user: String
+    /// Filled when one run is read (``RunRunner/record(id:namespace:)``), empty in lists.
+    public var steps: [RunStep] = []
+    public var toolCalls: [ToolCallRecord] = []
+
+    public var tenantID: String { Namespace.tenantID(of: namespace) ?? namespace }
 }
 
 /// The one path every run and chat takes: retrieve memories → act → outcome → feedback.
 ///
-/// The runner records each run (the memories it retrieved and used, its outcome), applies the
-/// outcome to the memories used in the same transaction that closes the record, and stores a new
-/// experience when the run concludes with one. A chat's implied success can later be replaced by
-/// an explicit rating (``feedback(namespace:runID:outcome:)``).
+/// The runner records each run (the memories it retrieved and used, its steps and tool calls, its
+/// outcome), applies the outcome to the memories used in the same transaction that closes the
+/// record, and stores a new experience when the run concludes with one. A chat's implied success
+/// can later be replaced by an explicit rating (``feedback(namespace:runID:outcome:)``). Each run
+/// publishes `run_started`, `run_progress` per step, then one of `run_completed`, `run_error`,
+/// `run_cancelled`.
 public final class RunRunner: Sendable {
     public let memory: MemoryBank
+    public let events: EventHub?
     let logger: Logger
+    private let active = Mutex<[String: (namespace: String, trace: RunTrace)]>([:])
 
-    public init(memory: MemoryBank, logger: Logger) {
+    public init(memory: MemoryBank, events: EventHub? = nil, logger: Logger) {
         self.memory = memory
+        self.events = events
         self.logger = logger
     }
 
     var pool: DatabasePool { memory.store.pool }
 
     /// Runs `act` with the memories retrieved for `request`, then applies its outcome.
-    /// When `act` throws, the run is recorded as an error and the error is rethrown.
+    /// When `act` throws, the run is recorded as an error and the error is rethrown; when the run
+    /// was cancelled meanwhile, it is recorded as cancelled and ``RunCancelled`` is thrown.
     @discardableResult
     public func run(_ request: RunRequest, act: (RunContext) async throws -> RunConclusion) async throws -> RunRecord {
         let id = request.id ?? UUID().uuidString.lowercased()
         guard !id.isEmpty else { throw MemoryError(.invalidArgument, "a run id must not be empty") }
+        let tenantID = Namespace.tenantID(of: request.namespace) ?? request.namespace
+        let events = self.events
+        let trace = RunTrace(runID: id) { step in
+            events?.publish(.runProgress, tenantID: tenantID, tier: request.tier, runID: id, payload: ["step": Self.json(step)])
+        }
+        let started = MemoryBank.now()
+        let clock = ContinuousClock.now
         var retrieval: MemoryRetrieval?
-        let query = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector, namespace: request.namespace)
-        var degraded = query.degradedReason
-        do {
-            retrieval = try memory.retrieve(
-                namespace: request.namespace, tier: request.tier, intent: request.intent, query: query, topK: request.topK)
-            degraded = retrieval?.degradedReason
-        } catch let error as MemoryError where error.code == .unavailable {
-            // Memory is an aid: a run goes on without it, and its record says why.
-            degraded = query.degradedReason(with: error.message)
-            logger.warning("run without memories", metadata: ["orion.run": "\(id)", "orion.error": "\(error.message)"])
+        var degraded: String?
+        var query: QueryVector?
+        var retrieveStep: RunStep?
+        if request.topK > 0 {
+            let vector = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector, namespace: request.namespace)
+            query = vector
+            degraded = vector.degradedReason
+            do {
+                retrieval = try memory.retrieve(
+                    namespace: request.namespace, tier: request.tier, intent: request.intent, query: vector, topK: request.topK)
+                degraded = retrieval?.degradedReason
+            } catch let error as MemoryError where error.code == .unavailable {
+                // Memory is an aid: a run goes on without it, and its record says why.
+                degraded = vector.degradedReason(with: error.message)
+                logger.warning("run without memories", metadata: ["orion.run": "\(id)", "orion.error": "\(error.message)"])
+            }
+            var detail = ["hits": "\(retrieval?.hits.count ?? 0)"]
+            if let degraded { detail["degraded"] = degraded }
+            retrieveStep = RunStep(kind: "retrieve", name: "memory", startedAt: started, durationMs: RunTrace.ms(since: clock), detail: detail)
         }
         let hits = retrieval?.hits ?? []
         let retrieved = hits.map(\.memory.id)
-        let started = MemoryBank.now()
         try insert(id: id, request: request, retrieved: retrieved, degraded: degraded, started: started)
+        active.withLock { $0[id] = (request.namespace, trace) }
+        defer { _ = active.withLock { $0.removeValue(forKey: id) } }
+        events?.publish(
+            .runStarted, tenantID: tenantID, tier: request.tier, runID: id,
+            payload: ["kind": request.kind.rawValue, "session": request.session, "user": request.user])
+        if let retrieveStep { trace.record(retrieveStep) }
 
         let conclusion: RunConclusion
         do {
-            conclusion = try await act(RunContext(runID: id, request: request, memories: hits))
+            conclusion = try await act(RunContext(runID: id, request: request, memories: hits, trace: trace))
         } catch {
-            try await pool.write { db in
-                try db.execute(
-                    sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?",
-                    arguments: ["\(error)", MemoryBank.now(), id])
+            if let reason = trace.cancelReason {
+                try await close(id, request, trace, status: .cancelled, error: reason, started: clock)
+                throw RunCancelled(runID: id, reason: reason)
             }
+            try await close(id, request, trace, status: .error, error: "\(error)", started: clock)
             throw error
+        }
+        if let reason = trace.cancelReason {
+            // The acting step stopped early (a stream ends at its next chunk): the run is cancelled.
+            try await close(id, request, trace, status: .cancelled, error: reason, started: clock)
+            throw RunCancelled(runID: id, reason: reason)
         }
         var seen = Set<String>()
         let used = (conclusion.usedMemoryIDs ?? retrieved).filter { seen.insert($0).inserted }
         if let stranger = used.first(where: { !retrieved.contains($0) }) {
-            try await pool.write { db in
-                try db.execute(
-                    sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?",
-                    arguments: ["the run credited memory '\(stranger)', which it was not given", MemoryBank.now(), id])
-            }
+            try await close(id, request, trace, status: .error, error: "the run credited memory '\(stranger)', which it was not given", started: clock)
             throw MemoryError(.invalidArgument, "run \(id) credited memory '\(stranger)', which it was not given; a run may only credit memories it retrieved")
         }
         let reward = memory.policy.reward(for: conclusion.outcome)
-        do {
-            try await pool.write { db in
-                _ = try memory.applyFeedback(
-                    db, namespace: request.namespace, runID: id, memoryIDs: used, outcome: conclusion.outcome, isDefault: conclusion.isDefault,
-                    maxNext: 0, skipMissing: true, now: MemoryBank.now())
-                try db.execute(
-                    sql: "UPDATE runs SET status = 'finished', used = ?, outcome = ?, reward = ?, ended_at = ? WHERE id = ?",
-                    arguments: [Self.json(used), Self.outcomeName(conclusion.outcome), reward, MemoryBank.now(), id])
-            }
-        } catch {
-            // The outcome was refused (an explicit reward out of range, say): nothing was applied,
-            // and the run is closed as an error rather than left running.
-            try? await pool.write { db in
-                try db.execute(sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?", arguments: ["\(error)", MemoryBank.now(), id])
-            }
-            throw error
+        let memory = self.memory
+        try await close(id, request, trace, status: .finished, error: nil, started: clock, outcome: (Self.outcomeName(conclusion.outcome), reward)) { db in
+            _ = try memory.applyFeedback(
+                db, namespace: request.namespace, runID: id, memoryIDs: used, outcome: conclusion.outcome, isDefault: conclusion.isDefault,
+                maxNext: 0, skipMissing: true, now: MemoryBank.now())
+            try db.execute(sql: "UPDATE runs SET used = ? WHERE id = ?", arguments: [Self.json(used), id])
         }
         if let experience = conclusion.newExperience {
             // The run has finished and its outcome is applied; a new memory that cannot be stored
             // is reported on the record, not as a failure of the run.
             do {
                 let stored = try await memory.store(
-                    [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: query.vector)],
+                    [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: query?.vector ?? request.vector)],
                     namespace: request.namespace, tier: request.tier)
                 if let newID = stored.first?.id {
                     try await pool.write { db in try db.execute(sql: "UPDATE runs SET new_memory = ? WHERE id = ?", arguments: [newID, id]) }
@@ -192,6 +227,84 @@ public final class RunRunner: Sendable {
         }
         // The record was inserted above; only its own namespace reads it back.
         return try record(id: id, namespace: request.namespace)!
+    }
+
+    /// Closes run `id`: its status, its steps and tool calls, and `also` (the outcome applied to
+    /// memories), in one transaction; then its last event. When that transaction fails, none of it
+    /// is written: the run is closed as an error without steps, and the failure is thrown.
+    private func close(
+        _ id: String, _ request: RunRequest, _ trace: RunTrace, status: RunRecord.Status, error: String?, started: ContinuousClock.Instant,
+        outcome: (name: String, reward: Double)? = nil, also: @escaping @Sendable (Database) throws -> Void = { _ in }
+    ) async throws {
+        let (steps, toolCalls) = (trace.steps, trace.toolCalls)
+        let tenantID = Namespace.tenantID(of: request.namespace) ?? request.namespace
+        var payload: [String: Any] = [
+            "kind": request.kind.rawValue, "status": status.rawValue, "durationMs": RunTrace.ms(since: started), "steps": steps.count,
+            "toolCalls": toolCalls.count,
+        ]
+        do {
+            try await pool.write { db in
+                try also(db)
+                try db.execute(
+                    sql: "UPDATE runs SET status = ?, error = ?, outcome = ?, reward = ?, ended_at = ? WHERE id = ?",
+                    arguments: [status.rawValue, error, outcome?.name, outcome?.reward, MemoryBank.now(), id])
+                try RunJournal.write(db, runID: id, steps: steps, toolCalls: toolCalls)
+            }
+        } catch let writeError {
+            // The outcome may have been refused (an explicit reward out of range) or the disk may
+            // have failed mid-write: nothing of the closing transaction was kept.
+            let message = status == .finished ? "\(writeError)" : "the run's record could not be written: \(writeError)"
+            try? await pool.write { db in
+                try db.execute(sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?", arguments: [message, MemoryBank.now(), id])
+            }
+            payload["status"] = RunRecord.Status.error.rawValue
+            payload["error"] = message
+            events?.publish(.runError, tenantID: tenantID, tier: request.tier, runID: id, payload: payload)
+            throw writeError
+        }
+        if let outcome {
+            payload["outcome"] = outcome.name
+            payload["reward"] = outcome.reward
+        }
+        if let error { payload[status == .cancelled ? "reason" : "error"] = error }
+        let kind: RunEvent.Kind = switch status {
+        case .finished, .running: .runCompleted
+        case .error: .runError
+        case .cancelled: .runCancelled
+        }
+        events?.publish(kind, tenantID: tenantID, tier: request.tier, runID: id, payload: payload)
+    }
+
+    /// What a cancel request found.
+    public enum CancelResult: Sendable, Hashable {
+        /// The run was asked to stop; it ends as `cancelled` at its next step or chunk.
+        case requested
+        case notFound
+        /// It had already ended with this status.
+        case alreadyEnded(RunRecord.Status)
+        /// Recorded as running, but not by this process (another node, or a process that stopped).
+        case notRunningHere
+    }
+
+    /// Asks run `runID` of `namespace` to stop (cooperatively: the engine stream it reads stops at
+    /// its next chunk).
+    public func cancel(runID: String, namespace: String, reason: String = "cancelled by request") throws -> CancelResult {
+        let trace = active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }
+        if let trace {
+            trace.cancel(reason: reason)
+            return .requested
+        }
+        guard let record = try record(id: runID, namespace: namespace) else { return .notFound }
+        return record.status.hasEnded ? .alreadyEnded(record.status) : .notRunningHere
+    }
+
+    /// The trace of a run in progress in this process (tool calls join it).
+    public func activeTrace(runID: String, namespace: String) -> RunTrace? {
+        active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }
+    }
+
+    static func json(_ step: RunStep) -> [String: Any] {
+        ["kind": step.kind, "name": step.name, "status": step.status.rawValue, "startedAt": step.startedAt, "durationMs": step.durationMs, "detail": step.detail]
     }
 
     /// An explicit outcome for a finished run (a thumbs-up/down, a reward): replaces the run's
@@ -222,8 +335,17 @@ public final class RunRunner: Sendable {
     /// One run of `namespace`.
     public func record(id: String, namespace: String) throws -> RunRecord? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ? AND namespace = ?", arguments: [id, namespace]).map(Self.record)
+            guard var record = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ? AND namespace = ?", arguments: [id, namespace]).map(Self.record)
+            else { return nil }
+            record.steps = try RunJournal.steps(db, runID: id)
+            record.toolCalls = try RunJournal.toolCalls(db, runID: id)
+            return record
         }
+    }
+
+    /// Runs of `namespace` matching `query`, newest first (without their steps).
+    public func records(namespace: String, query: RunQuery) throws -> [RunRecord] {
+        try pool.read { db in try RunJournal.list(db, namespace: namespace, query: query).map(Self.record) }
     }
 
     /// The latest runs of `namespace`, newest first.
@@ -240,10 +362,13 @@ public final class RunRunner: Sendable {
             try pool.write { db in
                 try db.execute(
                     sql: """
-                        INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, degraded, started_at)
-                        VALUES (?, ?, ?, ?, ?, ?, '[]', 'running', ?, ?)
+                        INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, degraded, started_at, tier, user_id)
+                        VALUES (?, ?, ?, ?, ?, ?, '[]', 'running', ?, ?, ?, ?)
                         """,
-                    arguments: [id, request.namespace, request.session, request.kind.rawValue, request.intent, Self.json(retrieved), degraded, started])
+                    arguments: [
+                        id, request.namespace, request.session, request.kind.rawValue, request.intent, Self.json(retrieved), degraded, started,
+                        request.tier, request.user,
+                    ])
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
             throw MemoryError(.conflict, "a run with id '\(id)' already exists; a run id is used once")
@@ -275,6 +400,6 @@ public final class RunRunner: Sendable {
             retrievedMemoryIDs: ids(row["retrieved"]), usedMemoryIDs: ids(row["used"]),
             status: RunRecord.Status(rawValue: row["status"]) ?? .error, outcome: row["outcome"], reward: row["reward"],
             error: row["error"], degradedReason: row["degraded"], newMemoryID: row["new_memory"],
-            startedAt: row["started_at"], endedAt: row["ended_at"])
+            startedAt: row["started_at"], endedAt: row["ended_at"], tier: row["tier"], user: row["user_id"])
     }
 }

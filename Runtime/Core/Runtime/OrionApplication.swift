@@ -18,6 +18,8 @@ public struct OrionApplication: Sendable {
     public let usage: UsageTracker?
     /// Chat and embeddings through the tiers' engines, with budgets, breakers and usage records.
     public let engines: ChatEngines
+    /// Lifecycle events to connectors and live subscribers.
+    public let events: EventHub
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -40,14 +42,15 @@ public struct OrionApplication: Sendable {
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
         let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
-        let engines = ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger)
+        let events = EventHub(registry: runtime.registry, config: config, logger: logger)
+        let engines = ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger, events: events)
         let memory = MemoryBank(
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled,
             expander: config.memory.queryExpansionEnabled ? EngineQueryExpander(engines: engines, logger: logger) : nil)
         return OrionApplication(
-            config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger),
-            usage: usage, engines: engines, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, events: events, logger: logger),
+            usage: usage, engines: engines, events: events, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts
@@ -58,6 +61,8 @@ public struct OrionApplication: Sendable {
             configuration: .init(
                 services: (services + more).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        // Events already queued reach their connectors before the plugins are retired.
+        await events.connectors.shutdown()
         await runtime.shutdown()
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import OrionPluginHost
@@ -56,11 +57,13 @@ final class RuntimeHostServices: HostServices {
         logger.log(level: mapped, "\(message)")
     }
 
-    /// Plugin metrics become `orion_plugin_<name>` with a `plugin` label.
+    /// Plugin metrics become `orion_plugin_<name>` with a `plugin` label, plus the labels the name
+    /// carries (`name{key="value",…}`).
     func addCounter(name: String, delta: Int64) {
         let counter = counters.withLock { cache in
             if let existing = cache[name] { return existing }
-            let created = Counter(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)], factory: metrics)
+            let (base, labels) = Self.split(name)
+            let created = Counter(label: "orion_plugin_\(Self.sanitize(base))", dimensions: [("plugin", pluginID)] + labels, factory: metrics)
             cache[name] = created
             return created
         }
@@ -70,7 +73,8 @@ final class RuntimeHostServices: HostServices {
     func recordHistogram(name: String, value: Double) {
         let recorder = recorders.withLock { cache in
             if let existing = cache[name] { return existing }
-            let created = Recorder(label: "orion_plugin_\(Self.sanitize(name))", dimensions: [("plugin", pluginID)], factory: metrics)
+            let (base, labels) = Self.split(name)
+            let created = Recorder(label: "orion_plugin_\(Self.sanitize(base))", dimensions: [("plugin", pluginID)] + labels, factory: metrics)
             cache[name] = created
             return created
         }
@@ -96,6 +100,39 @@ final class RuntimeHostServices: HostServices {
 
     func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError) {
         try egress.start(request, handler: handler, pluginID: pluginID)
+    }
+
+    /// `name{key="value",…}` → the name and its labels (keys sanitized; `plugin` is the host's own
+    /// and is dropped; a malformed label part is ignored).
+    static func split(_ name: String) -> (String, [(String, String)]) {
+        guard let open = name.firstIndex(of: "{"), name.hasSuffix("}") else { return (name, []) }
+        let base = String(name[..<open])
+        var labels: [(String, String)] = []
+        var rest = Substring(name[name.index(after: open)..<name.index(before: name.endIndex)])
+        while let equals = rest.firstIndex(of: "=") {
+            let key = sanitize(rest[..<equals].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: ""))
+            rest = rest[rest.index(after: equals)...]
+            guard rest.first == "\"" else { break }
+            rest = rest.dropFirst()
+            var value = ""
+            var escaped = false
+            while let character = rest.first {
+                rest = rest.dropFirst()
+                if escaped {
+                    value.append(character == "n" ? "\n" : character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == "\"" {
+                    break
+                } else {
+                    value.append(character)
+                }
+            }
+            if !key.isEmpty, key != "plugin" { labels.append((key, value)) }
+            rest = rest.drop { $0 == "," || $0 == " " }
+        }
+        return (base, labels)
     }
 
     /// Keeps metric names Prometheus-valid: `[a-zA-Z0-9_]`.

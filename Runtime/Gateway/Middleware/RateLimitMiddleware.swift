@@ -18,6 +18,8 @@ import Synchronization
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let registry: Registry
+    /// Receives a `rate_limited` event per refusal.
+    let events: EventHub
     let logger: Logger
     /// Tiers already warned about a quota that disagrees with their `requestsPerHour`.
     let warned = FirstTime()
@@ -48,6 +50,12 @@ struct RateLimitMiddleware: RouterMiddleware {
             states.append("\"\(name)\";r=\(max(0, decision.remaining));t=\(max(0, reset))")
             if !decision.allowed {
                 let retryMs = max(1, (decision.retryAfterNanoseconds + 999_999) / 1_000_000)
+                events.publish(
+                    .rateLimited, tenantID: tenant.tenant.id, tier: tenant.tier.name,
+                    payload: [
+                        "policy": name, "method": request.method.rawValue, "route": context.route, "user": context.identity?.userID ?? "unknown",
+                        "retryAfterMs": retryMs,
+                    ])
                 var headers: HTTPFields = [.retryAfter: String((retryMs + 999) / 1000)]
                 headers[HTTPField.Name("RateLimit-Policy")!] = policies.joined(separator: ", ")
                 headers[HTTPField.Name("RateLimit")!] = states.joined(separator: ", ")

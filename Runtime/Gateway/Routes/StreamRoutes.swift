@@ -24,13 +24,12 @@ import Synchronization
 struct StreamRoutes: Sendable {
     static let path = "/v1/stream"
     let engines: ChatEngines
-    let verifier: TokenVerifier
-    let resolver: TenantResolver
-    let rbac: RuntimeConfig.RBAC
+    let gate: UpgradeGate
     let limiter: EventLimiter
     let logger: Logger
+    var rbac: RuntimeConfig.RBAC { gate.rbac }
 
-    typealias Handler = WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+    typealias Handler = UpgradeGate.Handler
 
     /// The plain HTTP route: reached by a request that is not an acceptable upgrade.
     func add(to router: Router<GatewayContext>) {
@@ -40,21 +39,9 @@ struct StreamRoutes: Sendable {
         }
     }
 
-    /// Upgrades an authenticated, authorised request for `/v1/stream`; anything else goes on to the router.
+    /// Upgrades an authenticated, authorised request for `/v1/stream`.
     func shouldUpgrade(_ request: HTTPRequest, _ channel: any Channel) async -> ShouldUpgradeResult<Handler> {
-        guard request.path?.split(separator: "?").first.map(String.init) == Self.path,
-            let header = request.headerFields[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer "
-        else { return .dontUpgrade }
-        guard let identity = try? await verifier.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
-            rbac.allows(identity.roles, "chat:create")
-        else { return .dontUpgrade }
-        let tenant: ResolvedTenant
-        if let cached = resolver.cached(identity.tenantID) {
-            tenant = cached
-        } else {
-            guard let resolved = try? await Blocking.run({ [resolver] in try resolver.resolve(identity) }) else { return .dontUpgrade }
-            tenant = resolved
-        }
+        guard let (identity, tenant) = await gate.admit(request, permission: "chat:create") else { return .dontUpgrade }
         let ip = channel.remoteAddress?.ipAddress ?? "unknown"
         return .upgrade([:]) { inbound, outbound, _ in
             try await self.serve(inbound: inbound, outbound: outbound, identity: identity, tenant: tenant, ip: ip)

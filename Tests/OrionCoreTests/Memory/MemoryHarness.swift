@@ -11,6 +11,7 @@ struct MemoryHarness {
     let documents: DocumentIndex
     let memory: MemoryBank
     let runs: RunRunner
+    let events: EventHub
 
     /// With `embeddings`, tier `free` also maps embed-local (on the files scripts/embed-setup.sh
     /// installs) and searches with a hybrid of exact vector search and fts first.
@@ -42,7 +43,11 @@ struct MemoryHarness {
         await runtime.addPreparer(documents)
         try await runtime.reload()
         let memory = MemoryBank(documents: documents, policy: policy, learns: learns, random: random)
-        return MemoryHarness(dir: dir, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, logger: logger))
+        var config = RuntimeConfig()
+        config.dataDirectory = dir
+        let events = EventHub(registry: runtime.registry, config: config, logger: logger)
+        return MemoryHarness(
+            dir: dir, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, events: events, logger: logger), events: events)
     }
 
     /// The same store, searched with another policy.

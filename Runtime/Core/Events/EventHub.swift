@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import OrionPluginHost
+import Synchronization
+
+/// Where lifecycle events are published: each event is numbered, then handed to the connectors
+/// its tenant's tier enables (`tiers.<tier>.capabilities.connectors`) and to the tenant's live
+/// subscribers. Publishing never waits on either.
+public final class EventHub: Sendable {
+    /// The tier capability that lists a tier's connector instances.
+    public static let connectorsCapability = "connectors"
+
+    public let connectors: ConnectorDispatcher
+    public let subscribers: EventSubscribers
+    let registry: Registry
+    private struct Sequences {
+        var byRun: [String: UInt64] = [:]
+        var byTenant: [String: UInt64] = [:]
+    }
+    private let sequences = Mutex(Sequences())
+
+    public init(registry: Registry, config: RuntimeConfig, logger: Logger) {
+        self.registry = registry
+        connectors = ConnectorDispatcher(
+            registry: registry, deadLetters: DeadLetters(directory: config.resolvedDeadLetterDirectory), capacity: config.events.connectorQueueCapacity,
+            logger: logger)
+        subscribers = EventSubscribers(capacity: config.events.subscriberQueueCapacity)
+    }
+
+    /// Publishes one event. `payload` must hold JSON values only; `tier` is added to it.
+    @discardableResult
+    public func publish(_ kind: RunEvent.Kind, tenantID: String, tier: String, runID: String = "", payload: [String: Any] = [:]) -> RunEvent {
+        publish(kind.rawValue, tenantID: tenantID, tier: tier, runID: runID, payload: payload, ends: kind.endsRun)
+    }
+
+    /// Publishes an event of any type (`ends`: the last event of its run).
+    @discardableResult
+    public func publish(_ type: String, tenantID: String, tier: String, runID: String, payload: [String: Any], ends: Bool = false) -> RunEvent {
+        var object = payload
+        object["tier"] = tier
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{\"tier\":\"\(tier)\"}".utf8)
+        let targets = registry.snapshot.tiers[tier]?.capabilities[Self.connectorsCapability] ?? []
+        // Numbering and queueing happen under one lock, so every queue sees a run's events in order.
+        return sequences.withLock { sequences in
+            let sequence: UInt64
+            if runID.isEmpty {
+                sequence = sequences.byTenant[tenantID, default: 0] + 1
+                sequences.byTenant[tenantID] = sequence
+            } else {
+                sequence = sequences.byRun[runID, default: 0] + 1
+                sequences.byRun[runID] = ends ? nil : sequence
+            }
+            let event = RunEvent(
+                type: type, tenantID: tenantID, workspaceID: tenantID, runID: runID, timestampNanoseconds: SystemClock.nowNanoseconds(),
+                sequence: sequence, payload: data)
+            connectors.enqueue(event, to: targets)
+            subscribers.broadcast(event)
+            return event
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import OrionCore
+
+/// Publishes a `side_effect` event for every request that changed something: a POST, PUT, PATCH or
+/// DELETE answered below 400. The event says who (the user), what (method and route), for which
+/// tenant, when, and the SHA-256 of the change (the request body) — what `connector-audit` chains.
+struct SideEffectMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let events: EventHub
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard [.post, .put, .patch, .delete].contains(request.method), let tenant = context.tenant else {
+            return try await next(request, context)
+        }
+        var request = request
+        // The body is already read (and bounded) by the body middleware for POST, PUT and PATCH.
+        let body = request.method == .delete ? ByteBuffer() : try await request.collectBody(upTo: .max)
+        let response = try await next(request, context)
+        guard response.status.code < 400 else { return response }
+        let digest = SHA256.hash(data: Data(body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
+        events.publish(
+            .sideEffect, tenantID: tenant.tenant.id, tier: tenant.tier.name,
+            payload: [
+                "actor": context.identity?.userID ?? "unknown", "action": "\(request.method.rawValue) \(context.route)", "path": request.uri.path,
+                "status": Int(response.status.code), "digest": "sha256:\(digest)",
+            ])
+        return response
+    }
+}
