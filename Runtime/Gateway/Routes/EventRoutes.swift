@@ -74,6 +74,8 @@ struct EventRoutes: Sendable {
                 defer { subscription.cancel() }
                 try await writer.write(ByteBuffer(string: ": subscribed to \(tenant.tenant.id)'s events\nretry: 2000\n\n"))
                 for await event in subscription.events {
+                    // Once ended for falling behind, the events still queued are not sent: the reason is, now.
+                    if subscription.endReason != nil { break }
                     try await Self.throttle(limiter, key)
                     var buffer = ByteBuffer(string: "event: \(event.type)\nid: \(event.runID.isEmpty ? event.tenantID : event.runID):\(event.sequence)\ndata: ")
                     buffer.writeBytes(event.encoded())
@@ -115,6 +117,7 @@ struct EventRoutes: Sendable {
             }
             defer { reader.cancel() }
             for await event in subscription.events {
+                if subscription.endReason != nil { break }
                 try await Self.throttle(limiter, key)
                 try await outbound.write(.text(String(decoding: event.encoded(), as: UTF8.self)))
             }
