@@ -74,6 +74,8 @@ let plugins: [(Product, Target)] = [
         extra: [.product(name: "Crypto", package: "swift-crypto")]),
     swiftPlugin("connector-audit", target: "ConnectorAudit", path: "Plugins/connector-audit", extra: ["OrionAuditChain"], exclude: ["Chain"]),
     swiftPlugin("connector-metrics", target: "ConnectorMetrics", path: "Plugins/connector-metrics"),
+    // A tool: agent memory search for the calling tenant.
+    swiftPlugin("tool-memory-search", target: "ToolMemorySearch", path: "Plugins/tool-memory-search"),
     // Sentence embeddings on the CPU: ONNX Runtime (loaded at run time from the onnxruntime
     // wheel, reached through OrionONNXRuntime) and a WordPiece tokenizer.
     swiftPlugin(
@@ -99,6 +101,7 @@ let plugins: [(Product, Target)] = [
     cPlugin("fixture-small-struct", target: "FixtureSmallStruct", path: "Tests/Fixtures/small-struct"),
     cPlugin("fixture-toolchain", target: "FixtureToolchain", path: "Tests/Fixtures/toolchain"),
     cPlugin("fixture-bad-manifest", target: "FixtureBadManifest", path: "Tests/Fixtures/bad-manifest"),
+    cPlugin("fixture-tool", target: "FixtureTool", path: "Tests/Fixtures/tool"),
     cPlugin(
         "fixture-unresolved", target: "FixtureUnresolved", path: "Tests/Fixtures/unresolved",
         strictLinking: false),

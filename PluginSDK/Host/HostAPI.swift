@@ -87,6 +87,21 @@ public enum HostAPI {
                 ref.pointee.lease = nil
                 let object = Unmanaged<HostLease>.fromOpaque(lease).takeRetainedValue()
                 object.release()
+            },
+            service_call: { ctx, scope, service, request, done, err in
+                guard let ctx else { return PluginError(.invalidArgument, "service_call needs the instance's host context").write(to: err) }
+                guard done.complete != nil else { return PluginError(.invalidArgument, "service_call needs a completion").write(to: err) }
+                let completion = HostCompletion(done)
+                let name = PluginString(service).string
+                let body = request.ptr.map { Data(bytes: $0, count: request.len) } ?? Data()
+                do throws(PluginError) {
+                    try HostContext.with(ctx) { (context) throws(PluginError) in
+                        try context.services.callService(scope: scope, service: name, request: body) { result in completion.finish(result) }
+                    }
+                } catch {
+                    return error.write(to: err)
+                }
+                return ORION_OK
             }))
         return UnsafePointer(pointer)
     }()
@@ -123,5 +138,21 @@ public final class HostContext: Sendable {
             Result { () throws(E) -> R in try body(context) }
         }
         return try result.get()
+    }
+}
+
+/// A plugin's completion callback, carried to wherever the host finishes the work.
+struct HostCompletion: @unchecked Sendable {
+    // @unchecked: the ABI makes completions callable from any thread, exactly once.
+    let raw: orion_completion
+    init(_ raw: orion_completion) { self.raw = raw }
+
+    func finish(_ result: Result<Data, PluginError>) {
+        switch result {
+        case .success(let body):
+            Array(body).withOrionStr { raw.complete(raw.ctx, ORION_OK, $0, nil) }
+        case .failure(let error):
+            error.message.withCString { raw.complete(raw.ctx, error.code.rawValue, orion_str(ptr: nil, len: 0), $0) }
+        }
     }
 }

@@ -21,6 +21,11 @@ public protocol HostServices: AnyObject, Sendable {
     /// Starts an outbound HTTP exchange and drives `handler` to its completion; throws (and never
     /// touches `handler`) when the request is refused before it starts.
     func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError)
+    /// Starts host service `service` for the tool call behind `scope` and calls `completion`
+    /// exactly once; throws (and never calls `completion`) when it cannot start.
+    func callService(
+        scope: UnsafeRawPointer?, service: String, request: Data, completion: @escaping @Sendable (Result<Data, PluginError>) -> Void
+    ) throws(PluginError)
 }
 
 extension HostServices {
@@ -33,6 +38,11 @@ extension HostServices {
     }
     public func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError) {
         throw PluginError(.unsupported, "this host offers no HTTP egress")
+    }
+    public func callService(
+        scope: UnsafeRawPointer?, service: String, request: Data, completion: @escaping @Sendable (Result<Data, PluginError>) -> Void
+    ) throws(PluginError) {
+        throw PluginError(.unsupported, "this host offers no services")
     }
 }
 

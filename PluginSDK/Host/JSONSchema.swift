@@ -52,8 +52,14 @@ public struct JSONSchema: Sendable {
 
     /// Every violation in `value`, each naming the offending key path; empty when valid.
     public func violations(of value: JSONValue) -> [String] {
-        var out: [String] = []
-        Self.validate(value, against: root, at: "", into: &out)
+        located(value).map(\.message)
+    }
+
+    /// Every violation with the dotted path of the value it concerns (`""` for the root);
+    /// `subject` names the root in messages.
+    public func located(_ value: JSONValue, subject: String = "the configuration") -> [(path: String, message: String)] {
+        var out: [(path: String, message: String)] = []
+        Self.validate(value, against: root, at: "", subject: subject, into: &out)
         return out
     }
 
@@ -67,51 +73,54 @@ public struct JSONSchema: Sendable {
         }
     }
 
-    private static func validate(_ value: JSONValue, against schema: JSONValue, at path: String, into out: inout [String]) {
+    private static func validate(
+        _ value: JSONValue, against schema: JSONValue, at path: String, subject: String, into located: inout [(path: String, message: String)]
+    ) {
         guard let rules = schema.objectValue else { return }
-        let here = path.isEmpty ? "the configuration" : "'\(path)'"
+        let here = path.isEmpty ? subject : "'\(path)'"
+        func report(_ message: String) { located.append((path, message)) }
         if let type = rules["type"] {
             let names = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue].compactMap { $0 }
             if !names.contains(where: { matches(value, type: $0) }) {
-                out.append("\(here) must be \(names.joined(separator: " or ")), got \(value.typeName)")
+                report("\(here) must be \(names.joined(separator: " or ")), got \(value.typeName)")
                 return
             }
         }
         if let options = rules["enum"]?.arrayValue, !options.contains(value) {
             let list = options.map { String(decoding: $0.jsonData, as: UTF8.self) }.joined(separator: ", ")
-            out.append("\(here) must be one of \(list)")
+            report("\(here) must be one of \(list)")
         }
         if case .number(let n) = value {
-            if let min = rules["minimum"]?.numberValue, n < min { out.append("\(here) must be at least \(format(min)), got \(format(n))") }
-            if let max = rules["maximum"]?.numberValue, n > max { out.append("\(here) must be at most \(format(max)), got \(format(n))") }
-            if let min = rules["exclusiveMinimum"]?.numberValue, n <= min { out.append("\(here) must be greater than \(format(min)), got \(format(n))") }
-            if let max = rules["exclusiveMaximum"]?.numberValue, n >= max { out.append("\(here) must be less than \(format(max)), got \(format(n))") }
+            if let min = rules["minimum"]?.numberValue, n < min { report("\(here) must be at least \(format(min)), got \(format(n))") }
+            if let max = rules["maximum"]?.numberValue, n > max { report("\(here) must be at most \(format(max)), got \(format(n))") }
+            if let min = rules["exclusiveMinimum"]?.numberValue, n <= min { report("\(here) must be greater than \(format(min)), got \(format(n))") }
+            if let max = rules["exclusiveMaximum"]?.numberValue, n >= max { report("\(here) must be less than \(format(max)), got \(format(n))") }
         }
         if case .string(let s) = value {
-            if let min = rules["minLength"]?.numberValue, Double(s.count) < min { out.append("\(here) must have at least \(format(min)) characters") }
-            if let max = rules["maxLength"]?.numberValue, Double(s.count) > max { out.append("\(here) must have at most \(format(max)) characters") }
+            if let min = rules["minLength"]?.numberValue, Double(s.count) < min { report("\(here) must have at least \(format(min)) characters") }
+            if let max = rules["maxLength"]?.numberValue, Double(s.count) > max { report("\(here) must have at most \(format(max)) characters") }
         }
         if case .array(let items) = value {
-            if let min = rules["minItems"]?.numberValue, Double(items.count) < min { out.append("\(here) must have at least \(format(min)) items") }
-            if let max = rules["maxItems"]?.numberValue, Double(items.count) > max { out.append("\(here) must have at most \(format(max)) items") }
+            if let min = rules["minItems"]?.numberValue, Double(items.count) < min { report("\(here) must have at least \(format(min)) items") }
+            if let max = rules["maxItems"]?.numberValue, Double(items.count) > max { report("\(here) must have at most \(format(max)) items") }
             if let itemSchema = rules["items"] {
-                for (i, item) in items.enumerated() { validate(item, against: itemSchema, at: "\(path)[\(i)]", into: &out) }
+                for (i, item) in items.enumerated() { validate(item, against: itemSchema, at: "\(path)[\(i)]", subject: subject, into: &located) }
             }
         }
         if case .object(let members) = value {
             let properties = rules["properties"]?.objectValue ?? [:]
             for name in rules["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where members[name] == nil {
-                out.append("missing required key '\(join(path, name))'")
+                located.append((join(path, name), "missing required key '\(join(path, name))'"))
             }
             for (name, member) in members.sorted(by: { $0.key < $1.key }) {
                 if let sub = properties[name] {
-                    validate(member, against: sub, at: join(path, name), into: &out)
+                    validate(member, against: sub, at: join(path, name), subject: subject, into: &located)
                 } else if let additional = rules["additionalProperties"] {
                     if additional.boolValue == false {
                         let known = properties.keys.sorted().joined(separator: ", ")
-                        out.append("unknown key '\(join(path, name))'" + (known.isEmpty ? "" : "; known keys: \(known)"))
+                        located.append((join(path, name), "unknown key '\(join(path, name))'" + (known.isEmpty ? "" : "; known keys: \(known)")))
                     } else if additional.objectValue != nil {
-                        validate(member, against: additional, at: join(path, name), into: &out)
+                        validate(member, against: additional, at: join(path, name), subject: subject, into: &located)
                     }
                 }
             }

@@ -14,6 +14,8 @@ public final class PluginImage: @unchecked Sendable {
     public let path: String
     public let info: PluginInfo
     public let raw: UnsafePointer<orion_plugin_info>
+    /// The plugin's info as this host's struct: the fields an older plugin does not have are zero.
+    public let entry: orion_plugin_info
     public let isSwift: Bool
     private let handle: UnsafeMutableRawPointer
 
@@ -44,6 +46,7 @@ public final class PluginImage: @unchecked Sendable {
             let raw = try Self.callEntry(handle: handle, path: path, host: host)
             self.raw = raw
             self.info = try Self.validate(raw, path: path, isSwift: swift)
+            self.entry = Self.copy(raw)
         } catch {
             if !swift { dlclose(handle) }
             throw error
@@ -104,8 +107,19 @@ public final class PluginImage: @unchecked Sendable {
     static let minimumTableSizes: [PluginKind: Int] = [
         .retriever: MemoryLayout<orion_retriever_v1>.size, .rateLimiter: MemoryLayout<orion_rate_limiter_v1>.size,
         .engine: MemoryLayout<orion_engine_v1>.size, .pricing: MemoryLayout<orion_pricing_v1>.size,
-        .connector: MemoryLayout<orion_connector_v1>.size,
+        .connector: MemoryLayout<orion_connector_v1>.size, .tool: MemoryLayout<orion_tool_v1>.size,
     ]
+
+    /// Copies the plugin's info, reading only the `struct_size` bytes it declared (a 1.0 plugin's
+    /// info ends before the 1.1 `tool` field).
+    static func copy(_ raw: UnsafePointer<orion_plugin_info>) -> orion_plugin_info {
+        var info = orion_plugin_info()
+        let declared = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
+        withUnsafeMutableBytes(of: &info) { target in
+            target.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(declared, MemoryLayout<orion_plugin_info>.size)))
+        }
+        return info
+    }
 
     static func validate(_ raw: UnsafePointer<orion_plugin_info>, path: String, isSwift: Bool) throws(PluginLoadError) -> PluginInfo {
         // Read struct_size alone first: a plugin's info may be smaller than this host's struct.
@@ -116,7 +130,7 @@ public final class PluginImage: @unchecked Sendable {
                 "'\(path)' reports orion_plugin_info of \(declaredSize) bytes; ABI \(hostABI.major).0 needs at least \(minimumInfoSize). Set struct_size = sizeof(orion_plugin_info) and rebuild against the current header.",
                 path: path)
         }
-        let info = raw.pointee
+        let info = copy(raw)
         guard info.abi_major == hostABI.major else {
             throw PluginLoadError(
                 .abiMajorMismatch,
@@ -153,6 +167,11 @@ public final class PluginImage: @unchecked Sendable {
         }
         try checkTables(info, kinds: kinds, id: id, path: path)
         let manifest = try PluginManifest.parse(info.manifest.map { String(cString: $0) } ?? "", pluginID: id)
+        if kinds.contains(.tool), manifest.tool == nil {
+            throw PluginLoadError(
+                .invalidManifest, "Plugin '\(id)' declares kind tool but its manifest has no 'tool' object (name, description, input_schema, output_schema).",
+                path: path)
+        }
         return PluginInfo(id: id, version: version, abiMajor: info.abi_major, abiMinor: info.abi_minor, toolchain: toolchain, kinds: kinds, manifest: manifest)
     }
 
@@ -175,6 +194,7 @@ public final class PluginImage: @unchecked Sendable {
         try check(.engine, UnsafeRawPointer(info.engine), size: info.engine?.pointee.struct_size, minimum: size(.engine))
         try check(.pricing, UnsafeRawPointer(info.pricing), size: info.pricing?.pointee.struct_size, minimum: size(.pricing))
         try check(.connector, UnsafeRawPointer(info.connector), size: info.connector?.pointee.struct_size, minimum: size(.connector))
+        try check(.tool, UnsafeRawPointer(info.tool), size: info.tool?.pointee.struct_size, minimum: size(.tool))
         // Every ABI 1.0 function of a declared kind must be present: a NULL would crash the host
         // at its first call.
         for kind in PluginKind.all where kinds.contains(kind) {
@@ -192,7 +212,7 @@ public final class PluginImage: @unchecked Sendable {
     }
 
     /// The C table for `kind`, if the plugin provides it.
-    public func table(for kind: PluginKind) -> UnsafeRawPointer? { Self.tablePointer(raw.pointee, kind) }
+    public func table(for kind: PluginKind) -> UnsafeRawPointer? { Self.tablePointer(entry, kind) }
 
     static func tablePointer(_ info: orion_plugin_info, _ kind: PluginKind) -> UnsafeRawPointer? {
         switch kind {
@@ -201,6 +221,7 @@ public final class PluginImage: @unchecked Sendable {
         case .engine: UnsafeRawPointer(info.engine)
         case .pricing: UnsafeRawPointer(info.pricing)
         case .connector: UnsafeRawPointer(info.connector)
+        case .tool: UnsafeRawPointer(info.tool)
         default: nil
         }
     }

@@ -22,6 +22,8 @@ public struct PluginManifest: Sendable, Hashable {
     public var summary: String
     /// The configuration schema; `{"type":"object"}` when the plugin declares none.
     public var configSchema: JSONValue
+    /// Tool plugins: the tool's name and schemas (`tool` in the manifest).
+    public var tool: ToolManifest?
     /// The whole manifest as declared.
     public var raw: JSONValue
 
@@ -55,6 +57,32 @@ public struct PluginManifest: Sendable, Hashable {
         } catch {
             throw refuse(error.description)
         }
-        return PluginManifest(capabilities: names, summary: object["summary"]?.stringValue ?? "", configSchema: schema, raw: value)
+        var tool: ToolManifest?
+        if let declared = object["tool"] {
+            guard let fields = declared.objectValue else { throw refuse("'tool' must be an object with name, description, input_schema and output_schema") }
+            let name = fields["name"]?.stringValue ?? ""
+            guard !name.isEmpty, name.count <= 64, name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) else {
+                throw refuse("'tool.name' must be 1 to 64 of a-z, 0-9, '-' and '_', got '\(name)'")
+            }
+            guard let input = fields["input_schema"], let output = fields["output_schema"] else {
+                throw refuse("'tool' needs input_schema and output_schema (JSON Schemas)")
+            }
+            do {
+                tool = ToolManifest(
+                    name: name, description: fields["description"]?.stringValue ?? "", inputSchema: try JSONSchema(input),
+                    outputSchema: try JSONSchema(output))
+            } catch {
+                throw refuse("tool '\(name)': \(error.description.replacingOccurrences(of: "config_schema", with: "its schema"))")
+            }
+        }
+        return PluginManifest(capabilities: names, summary: object["summary"]?.stringValue ?? "", configSchema: schema, tool: tool, raw: value)
     }
+}
+
+/// A tool's name and the schemas of its input and output.
+public struct ToolManifest: Sendable {
+    public var name: String
+    public var description: String
+    public var inputSchema: JSONSchema
+    public var outputSchema: JSONSchema
 }

@@ -22,7 +22,7 @@ public final class PluginInstance: @unchecked Sendable {
         let context = HostContext(services: services)
         var out: UnsafeMutableRawPointer?
         var error = ErrorBuffer.make()
-        let status = Array(config).withOrionStr { image.raw.pointee.create(context.pointer, $0, &out, &error) }
+        let status = Array(config).withOrionStr { image.entry.create(context.pointer, $0, &out, &error) }
         guard status == ORION_OK, let out else {
             let message = status == ORION_OK ? "create() returned OK but no instance" : ErrorBuffer.message(&error)
             let rejected = status == ORION_ERR_CONFIG
@@ -39,7 +39,7 @@ public final class PluginInstance: @unchecked Sendable {
     @discardableResult
     public func destroy() -> Bool {
         guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return false }
-        image.raw.pointee.destroy(pointer)
+        image.entry.destroy(pointer)
         return true
     }
 
@@ -51,18 +51,21 @@ public final class PluginInstance: @unchecked Sendable {
     public func table(for kind: PluginKind) -> UnsafeRawPointer? { image.table(for: kind) }
 
     public var rateLimiter: RateLimiterCaller? {
-        image.raw.pointee.rate_limiter.map { RateLimiterCaller(instance: pointer, table: $0) }
+        image.entry.rate_limiter.map { RateLimiterCaller(instance: pointer, table: $0) }
     }
     public var retriever: RetrieverCaller? {
-        image.raw.pointee.retriever.map { RetrieverCaller(instance: pointer, table: $0) }
+        image.entry.retriever.map { RetrieverCaller(instance: pointer, table: $0) }
     }
     public var engine: EngineCaller? {
-        image.raw.pointee.engine.map { EngineCaller(instance: pointer, table: $0) }
+        image.entry.engine.map { EngineCaller(instance: pointer, table: $0) }
     }
     public var pricing: PricingCaller? {
-        image.raw.pointee.pricing.map { PricingCaller(instance: pointer, table: $0) }
+        image.entry.pricing.map { PricingCaller(instance: pointer, table: $0) }
     }
     public var connector: ConnectorCaller? {
-        image.raw.pointee.connector.map { ConnectorCaller(instance: pointer, table: $0) }
+        image.entry.connector.map { ConnectorCaller(instance: pointer, table: $0) }
+    }
+    public var tool: ToolCaller? {
+        image.entry.tool.map { ToolCaller(instance: pointer, table: $0) }
     }
 }

@@ -39,7 +39,7 @@ private func failure(_ status: orion_status, _ message: UnsafePointer<CChar>?) -
         message.map { String(cString: $0) } ?? "the plugin reported an error without a message")
 }
 
-private let unaryComplete: @convention(c) (UnsafeMutableRawPointer?, orion_status, orion_str, UnsafePointer<CChar>?) -> Void = {
+let unaryComplete: @convention(c) (UnsafeMutableRawPointer?, orion_status, orion_str, UnsafePointer<CChar>?) -> Void = {
     ctx, status, body, message in
     let box = ContinuationBox<Data>.take(ctx)
     if status == ORION_OK {

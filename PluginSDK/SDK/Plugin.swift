@@ -2,7 +2,8 @@
 /// from its decoded configuration.
 ///
 /// A plugin type also conforms to one or more kind protocols (``RateLimiterPlugin``,
-/// ``RetrieverPlugin``, ``EnginePlugin``, ``PricingPlugin``, ``ConnectorPlugin``). The SDK offers
+/// ``RetrieverPlugin``, ``EnginePlugin``, ``PricingPlugin``, ``ConnectorPlugin``,
+/// ``ToolPlugin``). The SDK offers
 /// exactly the kinds it conforms to.
 ///
 /// ```swift
@@ -50,11 +51,14 @@ public struct PluginDescriptor: Sendable {
     public var configSchema: String
     /// A one-line description for `orion plugins list`.
     public var summary: String
+    /// Tool plugins: the tool's name and schemas.
+    public var tool: ToolDescriptor?
 
     public init(
         id: String, version: String, capabilities: [String], configSchema: String = #"{"type":"object"}"#,
-        summary: String = ""
+        summary: String = "", tool: ToolDescriptor? = nil
     ) {
+        self.tool = tool
         self.id = id
         self.version = version
         self.capabilities = capabilities
@@ -65,7 +69,8 @@ public struct PluginDescriptor: Sendable {
     /// The manifest JSON handed to the host.
     var manifestJSON: String {
         let caps = capabilities.map(JSONText.quote).joined(separator: ",")
-        return #"{"capabilities":[\#(caps)],"summary":\#(JSONText.quote(summary)),"config_schema":\#(configSchema)}"#
+        let tool = self.tool.map { #","tool":\#($0.manifestJSON)"# } ?? ""
+        return #"{"capabilities":[\#(caps)],"summary":\#(JSONText.quote(summary)),"config_schema":\#(configSchema)\#(tool)}"#
     }
 }
 

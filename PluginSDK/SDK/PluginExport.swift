@@ -31,8 +31,9 @@ public enum PluginExport {
             } catch let error as DecodingError {
                 throw PluginError(.config, ConfigurationErrorText.describe(error))
             }
-            let plugin = try P(configuration: configuration, host: PluginHost(api: host, context: context))
-            return InstanceBox(plugin)
+            let pluginHost = PluginHost(api: host, context: context)
+            let plugin = try P(configuration: configuration, host: pluginHost)
+            return InstanceBox(plugin, host: pluginHost)
         }
 
         let descriptor = P.descriptor
@@ -67,6 +68,10 @@ public enum PluginExport {
         if P.self is any ConnectorPlugin.Type {
             kinds |= ORION_KIND_CONNECTOR
             info.pointee.connector = permanent(Thunks.connectorTable)
+        }
+        if P.self is any ToolPlugin.Type {
+            kinds |= ORION_KIND_TOOL
+            info.pointee.tool = permanent(Thunks.toolTable)
         }
         info.pointee.kinds = kinds
         ExportState.info = UnsafePointer(info)
@@ -104,8 +109,13 @@ final class InstanceBox {
     let engine: (any EnginePlugin)?
     let pricing: (any PricingPlugin)?
     let connector: (any ConnectorPlugin)?
+    let tool: (any ToolPlugin)?
+    /// The host API and this instance's context, for tool calls' service requests.
+    let host: PluginHost?
 
-    init(_ plugin: some OrionPlugin) {
+    init(_ plugin: some OrionPlugin, host: PluginHost? = nil) {
+        self.host = host
+        tool = plugin as? any ToolPlugin
         self.plugin = plugin
         rateLimiter = (type(of: plugin) as? any RateLimiterPlugin.Type)?.makeView(plugin)
         rateLimiterRef = rateLimiter.map { Unmanaged.passUnretained($0) }

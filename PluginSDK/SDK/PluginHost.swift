@@ -83,9 +83,10 @@ public struct PluginKind: OptionSet, Sendable, Hashable, CustomStringConvertible
     public static let engine = PluginKind(rawValue: ORION_KIND_ENGINE)
     public static let pricing = PluginKind(rawValue: ORION_KIND_PRICING)
     public static let connector = PluginKind(rawValue: ORION_KIND_CONNECTOR)
+    public static let tool = PluginKind(rawValue: ORION_KIND_TOOL)
 
     /// Every kind, in a stable order.
-    public static let all: [PluginKind] = [.retriever, .rateLimiter, .engine, .pricing, .connector]
+    public static let all: [PluginKind] = [.retriever, .rateLimiter, .engine, .pricing, .connector, .tool]
 
     /// The configuration name of a single kind, e.g. `rate_limiter`.
     public var name: String {
@@ -95,6 +96,7 @@ public struct PluginKind: OptionSet, Sendable, Hashable, CustomStringConvertible
         case .engine: "engine"
         case .pricing: "pricing"
         case .connector: "connector"
+        case .tool: "tool"
         default: PluginKind.all.filter { contains($0) }.map(\.name).joined(separator: ",")
         }
     }

@@ -186,6 +186,27 @@ enum Thunks {
         })
 }
 
+extension Thunks {
+    // MARK: Tool
+
+    static let toolTable = orion_tool_v1(
+        struct_size: UInt32(MemoryLayout<orion_tool_v1>.size),
+        call: { instance, call, done, err in
+            guard let call else { return PluginError(.invalidArgument, "call() needs a tool call").write(to: err) }
+            let (tool, host) = InstanceBox.with(instance) { ($0.tool.unsafelyUnwrapped, $0.host.unsafelyUnwrapped) }
+            let copy = ToolCall(call.pointee, host: host)
+            let completion = SendableCompletion(done)
+            Task {
+                do {
+                    completion.succeed(try await tool.call(copy))
+                } catch {
+                    completion.fail(error)
+                }
+            }
+            return ORION_OK
+        })
+}
+
 extension PluginError {
     /// Status and message for an arbitrary error thrown by plugin code.
     static func from(_ error: any Error) -> PluginError {

@@ -67,6 +67,7 @@ public struct GatewayServer: Sendable {
         stream.add(to: router)
         events.add(to: router)
         RunRoutes(runs: app.runs, rbac: config.rbac).add(to: router)
+        ToolRoutes(tools: app.tools, rbac: config.rbac).add(to: router)
         UsageRoutes(usage: app.usage, engines: app.engines, rbac: config.rbac).add(to: router)
         return router
     }

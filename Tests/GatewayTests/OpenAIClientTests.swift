@@ -18,23 +18,16 @@ struct OpenAIClientTests {
         let gateway = try await GatewayHarness.start(engines: upstream.engines())
         defer { Task { await gateway.stop() } }
         let token = try await GatewayHarness.token()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", EmbedFiles.root + "/Tests/Clients/openai_client.py"]
         var environment = ProcessInfo.processInfo.environment
         environment["PYTHONPATH"] = clientPath
         environment["ORION_BASE_URL"] = gateway.base
         environment["ORION_TOKEN"] = token
         environment["NO_PROXY"] = "127.0.0.1"
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = try await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
+        // Waited for on a thread of its own: the gateway it talks to runs in this process.
+        let result = try await OrionCommand.run(
+            executable: "/usr/bin/env", ["python3", EmbedFiles.root + "/Tests/Clients/openai_client.py"], environment: environment)
+        let text = result.stdout + result.stderr
+        #expect(result.status == 0, "\(text)")
         #expect(text.contains("openai client: ok"))
     }
 }

@@ -7,23 +7,23 @@ import Testing
 @Suite struct CLITests {
     let orion = OrionCommand.path
 
-    func run(_ arguments: [String]) throws -> OrionCommand.Output { try OrionCommand.run(arguments) }
+    func run(_ arguments: [String]) async throws -> OrionCommand.Output { try await OrionCommand.run(arguments) }
 
-    @Test func pluginsCheckPrintsInfoOrTheRefusal() throws {
-        let ok = try run(["plugins", "check", TestPlugins.path("ratelimit-gcra")])
+    @Test func pluginsCheckPrintsInfoOrTheRefusal() async throws {
+        let ok = try await run(["plugins", "check", TestPlugins.path("ratelimit-gcra")])
         #expect(ok.status == 0)
         #expect(ok.stdout.contains("ok: ratelimit-gcra 1.0.0"))
         #expect(ok.stdout.contains("rate_limiter"))
-        let refused = try run(["plugins", "check", TestPlugins.path("fixture-newer-minor")])
+        let refused = try await run(["plugins", "check", TestPlugins.path("fixture-newer-minor")])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("plugin-newer-than-host"))
     }
 
-    @Test func pluginsTestRunsTheConformanceKit() throws {
-        let good = try run(["plugins", "test", TestPlugins.path("ratelimit-gcra")])
+    @Test func pluginsTestRunsTheConformanceKit() async throws {
+        let good = try await run(["plugins", "test", TestPlugins.path("ratelimit-gcra")])
         #expect(good.status == 0, "\(good.stdout)")
         #expect(good.stdout.contains(" passed, 0 failed"))
-        let bad = try run(["plugins", "test", TestPlugins.path("fixture-swap-v1")])
+        let bad = try await run(["plugins", "test", TestPlugins.path("fixture-swap-v1")])
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("FAIL"))
     }
@@ -39,16 +39,16 @@ import Testing
         return (config, pluginsD)
     }
 
-    @Test func configCheckAndPluginsList() throws {
+    @Test func configCheckAndPluginsList() async throws {
         let (config, pluginsD) = try deployment()
-        let check = try run(["config", "check", "--config", config])
+        let check = try await run(["config", "check", "--config", config])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout.contains("tier free: 60 req/h"))
-        let list = try run(["plugins", "list", "--config", config])
+        let list = try await run(["plugins", "list", "--config", config])
         #expect(list.stdout.contains("limiter"))
         #expect(list.stdout.contains("free"))
         try "tiers:\n  free:\n    capabilities: { rate_limit: limitr }\n".write(toFile: pluginsD + "/tiers.yaml", atomically: true, encoding: .utf8)
-        let broken = try run(["config", "check", "--config", config])
+        let broken = try await run(["config", "check", "--config", config])
         #expect(broken.status == 1)
         #expect(broken.stderr.contains("tiers.yaml"))
         #expect(broken.stderr.contains("tiers.free.capabilities.rate_limit"))
@@ -99,8 +99,8 @@ import Testing
         #expect(try await waitFor("orion stopped"))
     }
 
-    @Test func benchPrintsOneJSONObjectLast() throws {
-        let output = try run(["bench", "plugin-call", "--iterations", "20000", "--rounds", "1", "--json"])
+    @Test func benchPrintsOneJSONObjectLast() async throws {
+        let output = try await run(["bench", "plugin-call", "--iterations", "20000", "--rounds", "1", "--json"])
         #expect(output.status == 0, "\(output.stderr)")
         let object = output.lastJSON(as: [String: Double].self)
         for key in ["direct_ns", "c_plugin_ns", "swift_plugin_ns", "c_ratio", "swift_ratio"] {

@@ -97,17 +97,46 @@ public enum OrionCommand {
 
     /// Runs `orion arguments…` to completion, in `directory` when given.
     public static func run(_ arguments: [String], in directory: String? = nil) throws -> Output {
+        try run(executable: path, arguments, in: directory)
+    }
+
+    /// ``run(_:in:)`` from async code: the waiting happens on a thread of its own, never on one of
+    /// the few threads Swift's tasks share — a test that talks to an in-process server would
+    /// otherwise starve that server (and every other test) while the child runs.
+    public static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil) async throws -> Output {
+        try await run(executable: path, arguments, in: directory, environment: environment)
+    }
+
+    /// Any executable, as ``run(_:in:environment:)`` runs `orion`.
+    public static func run(executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil) async throws -> Output {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try run(executable: executable, arguments, in: directory, environment: environment) })
+            }.start()
+        }
+    }
+
+    static func run(executable: String, _ arguments: [String], in directory: String?, environment: [String: String]? = nil) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // Both pipes are drained at once: a child that fills one while the other is read would block.
+        let stderrData = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        Thread {
+            stderrData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
+            drained.signal()
+        }.start()
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        drained.wait()
+        let stderr = stderrData.withLock { $0 }
         return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
     }
 }

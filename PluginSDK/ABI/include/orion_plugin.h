@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 #define ORION_ABI_MAJOR 1
-#define ORION_ABI_MINOR 0
+#define ORION_ABI_MINOR 1
 
 /* The one symbol every plugin exports. Its name carries the ABI major. */
 #define ORION_PLUGIN_ENTRY_SYMBOL "orion_plugin_v1_entry"
@@ -118,6 +118,7 @@ typedef struct orion_error {
 #define ORION_KIND_ENGINE (1u << 2)
 #define ORION_KIND_PRICING (1u << 3)
 #define ORION_KIND_CONNECTOR (1u << 4)
+#define ORION_KIND_TOOL (1u << 5)      /* ABI 1.1 */
 
 /* Opaque per-instance handle the host gives to create(); pass it back to every host call made on
  * behalf of that instance, so logs and metrics carry the instance id. */
@@ -317,6 +318,31 @@ typedef struct orion_connector_v1 {
 } orion_connector_v1;
 
 /* ---------------------------------------------------------------------------------------------
+ * Tool (ABI 1.1): one named operation agents may call, described by the manifest's "tool" object:
+ *   {"tool": {"name": "memory_search", "description": "...", "input_schema": {JSON Schema},
+ *             "output_schema": {JSON Schema}}}
+ * name: [a-z0-9_-]+, unique within a tier. The host validates the input against input_schema
+ * before call() and the output against output_schema after it.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct orion_tool_call {
+  uint32_t struct_size;
+  orion_str tenant_id;        /* the tenant the call acts for */
+  orion_str workspace_id;
+  orion_str user_id;
+  orion_str run_id;           /* the run the call is recorded in */
+  orion_str input;            /* JSON, valid against the tool's input_schema */
+  const void *scope;          /* pass to orion_host_api.service_call; valid until done is invoked */
+} orion_tool_call;
+
+typedef struct orion_tool_v1 {
+  uint32_t struct_size;
+  /* Runs the tool; `done` is invoked exactly once with the output JSON as body. Any thread,
+   * concurrent. */
+  orion_status (*call)(void *instance, const orion_tool_call *call, orion_completion done, orion_error *err);
+} orion_tool_v1;
+
+/* ---------------------------------------------------------------------------------------------
  * Host API (implemented by the host, called by plugins)
  * ------------------------------------------------------------------------------------------- */
 
@@ -377,6 +403,13 @@ typedef struct orion_host_api {
   orion_status (*registry_acquire)(orion_host_ctx *ctx, uint32_t kind, orion_str instance_id,
                                    orion_instance_ref *out, orion_error *err);
   void (*registry_release)(orion_host_ctx *ctx, orion_instance_ref *ref);
+  /* (1.1) Calls host service `service` (e.g. "memory.search") with `request` (JSON) on behalf of
+   * the tool call whose `scope` is given: the host acts for that call's tenant only. Returns
+   * ORION_OK if started; then `done` gets the response JSON. ORION_ERR_NOT_FOUND for an unknown
+   * service, ORION_ERR_INVALID_ARGUMENT for a scope that is not a call in progress. Read
+   * struct_size before calling: a 1.0 host does not have it. */
+  orion_status (*service_call)(orion_host_ctx *ctx, const void *scope, orion_str service, orion_str request,
+                               orion_completion done, orion_error *err);
 } orion_host_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -404,6 +437,7 @@ typedef struct orion_plugin_info {
   const orion_engine_v1 *engine;
   const orion_pricing_v1 *pricing;
   const orion_connector_v1 *connector;
+  const orion_tool_v1 *tool;   /* 1.1; read only when struct_size covers it */
 } orion_plugin_info;
 
 /* The entry point. Called once per loaded image. `host` stays valid for the life of the process.

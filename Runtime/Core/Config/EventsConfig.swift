@@ -18,6 +18,10 @@ import Foundation
 ///     in the subscribers' queues.
 ///   - `tools.timeoutSeconds` — `ORION_TOOL_TIMEOUT` — number in [0.01, 3600], `30`: the limit of
 ///     one tool call.
+///   - `tools.breakerFailures` — `ORION_TOOL_BREAKER_FAILURES` — integer ≥ 1, `5`: consecutive
+///     failures of one tool instance that open its circuit breaker (a refused input is no failure).
+///   - `tools.breakerOpenSeconds` — `ORION_TOOL_BREAKER_OPEN_SECONDS` — number in [0.1, 3600], `30`:
+///     how long an open breaker refuses calls before letting one trial call through.
 ///   - `health.snapshotIntervalSeconds` — `ORION_HEALTH_INTERVAL` — number in [1, 3600], `60`:
 ///     how often the system health is sampled for `/api/health/history`.
 ///   - `health.retentionHours` — `ORION_HEALTH_RETENTION_HOURS` — number in [1, 720], `24`: how
@@ -33,6 +37,8 @@ extension RuntimeConfig {
 
     public struct Tools: Sendable, Equatable {
         public var timeoutSeconds = 30.0
+        public var breakerFailures = 5
+        public var breakerOpenSeconds = 30.0
     }
 
     public struct Health: Sendable, Equatable {
@@ -46,7 +52,7 @@ extension RuntimeConfig {
     }
 
     static let eventKeyNames: Set<String> = ["connectorQueueCapacity", "deadLetterDirectory", "subscriberQueueCapacity", "subscriberEventsPerSecond"]
-    static let toolKeyNames: Set<String> = ["timeoutSeconds"]
+    static let toolKeyNames: Set<String> = ["timeoutSeconds", "breakerFailures", "breakerOpenSeconds"]
     static let healthKeyNames: Set<String> = ["snapshotIntervalSeconds", "retentionHours"]
 
     static let eventKeys: [Key] = [
@@ -64,6 +70,12 @@ extension RuntimeConfig {
         },
         Key(path: "tools.timeoutSeconds", env: "ORION_TOOL_TIMEOUT", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.tools.timeoutSeconds = try n.number(in: 0.01...3600, "seconds in [0.01, 3600]")
+        },
+        Key(path: "tools.breakerFailures", env: "ORION_TOOL_BREAKER_FAILURES", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.tools.breakerFailures = try n.integer(atLeast: 1)
+        },
+        Key(path: "tools.breakerOpenSeconds", env: "ORION_TOOL_BREAKER_OPEN_SECONDS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.tools.breakerOpenSeconds = try n.number(in: 0.1...3600, "seconds in [0.1, 3600]")
         },
         Key(path: "health.snapshotIntervalSeconds", env: "ORION_HEALTH_INTERVAL", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.health.snapshotIntervalSeconds = try n.number(in: 1...3600, "seconds in [1, 3600]")

@@ -334,7 +334,8 @@ final class StreamTally: Sendable {
 /// `deadline` error at once and the operation's late result is dropped.
 enum Deadline {
     static func run<T: Sendable>(
-        _ limit: Duration, onTimeout: @escaping @Sendable () -> Void = {}, _ operation: @escaping @Sendable () async throws -> T
+        _ limit: Duration, what: String = "engines.timeoutSeconds", onTimeout: @escaping @Sendable () -> Void = {},
+        _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let gate = Gate<T>()
         return try await withCheckedThrowingContinuation { continuation in
@@ -347,7 +348,7 @@ enum Deadline {
                 guard !Task.isCancelled, !gate.isFinished else { return }
                 // Closed before the caller resumes, so nothing of this call follows the deadline.
                 onTimeout()
-                if gate.resume(.failure(PluginError(.deadline, "no answer within engines.timeoutSeconds (\(limit))"))) {
+                if gate.resume(.failure(PluginError(.deadline, "no answer within \(what) (\(limit))"))) {
                     work.cancel()
                 }
             }

@@ -63,8 +63,14 @@ public final class EngineBreakers: Sendable {
     let failureThreshold: Int
     let openNanoseconds: Int64
     let clock: @Sendable () -> Int64
+    /// The counter of state changes (tools keep their own).
+    let metric: String
 
-    public init(failureThreshold: Int, openSeconds: Double, clock: @escaping @Sendable () -> Int64 = SystemRuntimeClock().monotonicNanoseconds) {
+    public init(
+        failureThreshold: Int, openSeconds: Double, metric: String = "orion_engine_breaker_transitions_total",
+        clock: @escaping @Sendable () -> Int64 = SystemRuntimeClock().monotonicNanoseconds
+    ) {
+        self.metric = metric
         self.failureThreshold = failureThreshold
         self.openNanoseconds = Int64(openSeconds * 1_000_000_000)
         self.clock = clock
@@ -85,6 +91,9 @@ public final class EngineBreakers: Sendable {
         breakers.withLock { $0[instance]?.stateName ?? "closed" }
     }
 
+    /// Every breaker's state, by instance.
+    public var states: [String: String] { breakers.withLock { $0.mapValues(\.stateName) } }
+
     @discardableResult
     private func transition<R>(_ instance: String, _ change: (inout CircuitBreaker) -> R) -> R {
         let (result, before, after) = breakers.withLock { all in
@@ -95,7 +104,7 @@ public final class EngineBreakers: Sendable {
             return (result, before, breaker.stateName)
         }
         if before != after {
-            Counter(label: "orion_engine_breaker_transitions_total", dimensions: [("instance", instance), ("state", after)]).increment()
+            Counter(label: metric, dimensions: [("instance", instance), ("state", after)]).increment()
         }
         return result
     }

@@ -20,6 +20,8 @@ public struct OrionApplication: Sendable {
     public let engines: ChatEngines
     /// Lifecycle events to connectors and live subscribers.
     public let events: EventHub
+    /// Tool calls through the tiers' tool instances.
+    public let tools: ToolCalls
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -48,9 +50,12 @@ public struct OrionApplication: Sendable {
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled,
             expander: config.memory.queryExpansionEnabled ? EngineQueryExpander(engines: engines, logger: logger) : nil)
+        let runs = RunRunner(memory: memory, events: events, logger: logger)
+        MemoryService.register(on: runtime.hostServices, memory: memory)
+        let tools = ToolCalls(registry: runtime.registry, runs: runs, services: runtime.hostServices, config: config, logger: logger)
         return OrionApplication(
-            config: config, runtime: runtime, documents: documents, memory: memory, runs: RunRunner(memory: memory, events: events, logger: logger),
-            usage: usage, engines: engines, events: events, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs,
+            usage: usage, engines: engines, events: events, tools: tools, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts

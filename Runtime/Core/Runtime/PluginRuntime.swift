@@ -19,6 +19,8 @@ public actor PluginRuntime {
     let metrics: any MetricsFactory
     /// Outbound HTTP for every instance (`engines.*`).
     public nonisolated let egress: HTTPEgress
+    /// The services tool plugins reach through `service_call` (filled by the application).
+    public nonisolated let hostServices = HostServiceDirectory()
     var preparers: [any InstancePreparer] = []
     /// Called after a plugin's destroy ran (tests and metrics count these).
     let onDestroyed: @Sendable (InstanceHandle) -> Void
@@ -256,7 +258,7 @@ public actor PluginRuntime {
                 path: path)
         }
         let services = RuntimeHostServices(instanceID: spec.id, pluginID: image.info.id, logger: logger, clock: clock, registry: registry, metrics: metrics,
-            egress: egress)
+            egress: egress, directory: hostServices)
         let instance = try PluginInstance(image: image, config: spec.config.jsonData, services: services)
         for preparer in preparers {
             do {

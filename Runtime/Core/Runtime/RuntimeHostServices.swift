@@ -27,13 +27,15 @@ final class RuntimeHostServices: HostServices {
     weak let registry: Registry?
     let metrics: any MetricsFactory
     let egress: HTTPEgress
+    let directory: HostServiceDirectory
     private let counters = Mutex<[String: Counter]>([:])
     private let recorders = Mutex<[String: Recorder]>([:])
 
     init(
         instanceID: String, pluginID: String, logger: Logger, clock: any RuntimeClock, registry: Registry, metrics: any MetricsFactory,
-        egress: HTTPEgress
+        egress: HTTPEgress, directory: HostServiceDirectory
     ) {
+        self.directory = directory
         var logger = logger
         logger[metadataKey: "orion.plugin.id"] = "\(pluginID)"
         logger[metadataKey: "orion.plugin.instance"] = "\(instanceID)"
@@ -100,6 +102,12 @@ final class RuntimeHostServices: HostServices {
 
     func send(_ request: HostHTTPRequest, to handler: HostHTTPHandler) throws(PluginError) {
         try egress.start(request, handler: handler, pluginID: pluginID)
+    }
+
+    func callService(
+        scope: UnsafeRawPointer?, service: String, request: Data, completion: @escaping @Sendable (Result<Data, PluginError>) -> Void
+    ) throws(PluginError) {
+        try directory.call(token: scope, service: service, request: request, completion: completion)
     }
 
     /// `name{key="value",…}` → the name and its labels (keys sanitized; `plugin` is the host's own

@@ -27,7 +27,7 @@ struct SystemRoutes {
                 body: .init(byteBuffer: ByteBuffer(string: self.telemetry.exposition())))
         }
         router.get("openapi.json") { _, _ in
-            guard let data = OpenAPIDocument.data else {
+            guard let data = OpenAPIDocument.served(tools: self.app.tools.allTools()) else {
                 throw GatewayError(.notFound, code: "NOT_FOUND", "the OpenAPI document is not installed beside the executable (orion_OrionGateway.resources)")
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
