@@ -30,7 +30,8 @@ import Testing
 
     @Test(arguments: [
         ("StoreMemory", MemoryRoutes.storeSchema), ("SearchMemory", MemoryRoutes.searchSchema),
-        ("Feedback", MemoryRoutes.feedbackSchema), ("SwapRetriever", SystemRoutes.swapSchema),
+        ("Feedback", MemoryRoutes.feedbackSchema), ("SwapRetriever", SystemRoutes.swapSchema), ("Chat", ChatRoutes.chatSchema),
+        ("ToolCall", ToolRoutes.callSchema),
     ])
     func requestBodiesMatchTheirSchemas(name: String, schema: BodySchema) throws {
         let components = try #require(try Self.document()["components"] as? [String: Any])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -22,6 +23,8 @@ public struct OrionApplication: Sendable {
     public let events: EventHub
     /// Tool calls through the tiers' tool instances.
     public let tools: ToolCalls
+    /// Health snapshots (`health.*`); its sampler runs as one of ``services``.
+    public let health: HealthHistory
     public let startupReport: DeploymentReport
     public var services: [any Service]
     let logger: Logger
@@ -53,9 +56,15 @@ public struct OrionApplication: Sendable {
         let runs = RunRunner(memory: memory, events: events, logger: logger)
         MemoryService.register(on: runtime.hostServices, memory: memory)
         let tools = ToolCalls(registry: runtime.registry, runs: runs, services: runtime.hostServices, config: config, logger: logger)
-        return OrionApplication(
-            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs,
-            usage: usage, engines: engines, events: events, tools: tools, startupReport: report, services: [reloader] + (usage.map { [$0] } ?? []), logger: logger)
+        let sampler = HealthSampler()
+        let health = try HealthHistory(
+            path: (config.dataDirectory as NSString).appendingPathComponent("health.sqlite"), config: config, logger: logger
+        ) { await sampler.sample() }
+        let app = OrionApplication(
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs, usage: usage, engines: engines, events: events,
+            tools: tools, health: health, startupReport: report, services: [reloader, health] + (usage.map { [$0] } ?? []), logger: logger)
+        sampler.app.withLock { $0 = app }
+        return app
     }
 
     /// Runs every service (and `more`, e.g. the HTTP gateway) until SIGTERM or SIGINT, then shuts
@@ -69,5 +78,14 @@ public struct OrionApplication: Sendable {
         // Events already queued reach their connectors before the plugins are retired.
         await events.connectors.shutdown()
         await runtime.shutdown()
+    }
+}
+
+/// Lets the health service sample the application it is part of (built after it).
+final class HealthSampler: Sendable {
+    let app = Mutex<OrionApplication?>(nil)
+    func sample() async -> [String: Any] {
+        guard let app = app.withLock({ $0 }) else { return [:] }
+        return await app.healthSample()
     }
 }

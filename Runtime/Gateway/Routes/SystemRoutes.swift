@@ -37,6 +37,7 @@ struct SystemRoutes {
         admin.post("reload") { _, context in try await self.reload(context) }
         admin.put("tiers/{tier}/retriever") { request, context in try await self.swap(request, context) }
         router.get("api/analytics/tenants/{id}") { request, context in try await self.analytics(request, context) }
+        router.get("api/health/history") { request, context in try await self.healthHistory(request, context) }
     }
 
     /// Ready when plugins are loaded, every tier capability has a loaded instance, and the document
@@ -53,6 +54,24 @@ struct SystemRoutes {
         return try JSONResponse.make(
             status, ["status": problems.isEmpty ? "ready" : "not_ready", "problems": problems, "instances": app.runtime.registry.snapshot.instances.count],
             headers: problems.isEmpty ? [:] : [.retryAfter: "5"], context: context)
+    }
+
+    /// `?hours=24`: the health snapshots of the last hours (at most `health.retentionHours`), oldest first.
+    func healthHistory(_ request: Request, _ context: GatewayContext) async throws -> Response {
+        try context.authorize("health:read", rbac)
+        let retention = app.config.health.retentionHours
+        let hours = try request.uri.queryParameters.get("hours").map { text -> Double in
+            guard let value = Double(text), value > 0, value <= retention else {
+                throw GatewayError.badRequest("hours must be a number above 0 and at most \(retention) (health.retentionHours)", field: "hours")
+            }
+            return value
+        } ?? retention
+        let health = app.health
+        let snapshots = try await Blocking.run { try health.historyJSON(hours: hours) }
+        // The snapshots are stored as JSON objects: the answer is assembled around them as they are.
+        let body = Data("{\"intervalSeconds\":\(app.config.health.snapshotIntervalSeconds),\"snapshots\":[\(snapshots.joined(separator: ","))]}".utf8)
+        context.note.body = body
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     func plugins(_ context: GatewayContext) throws -> Response {
