@@ -65,11 +65,26 @@ id: pricing
 plugin: pricing-table
 config: { models: { gpt-4o-mini: { input: 0.15, output: 0.60 } } }
 YAML
+cat >"$work/plugins.d/audit.yaml" <<YAML
+id: audit
+plugin: connector-audit
+config: { path: "$work/audit.log" }
+YAML
+cat >"$work/plugins.d/metrics.yaml" <<'YAML'
+id: metrics
+plugin: connector-metrics
+YAML
+cat >"$work/plugins.d/memory-search.yaml" <<'YAML'
+id: memory-search
+plugin: tool-memory-search
+YAML
 cat >"$work/plugins.d/tiers.yaml" <<'YAML'
 tiers:
   free:
     limits: { requestsPerHour: 60, costCapUsd: 1000 }
-    capabilities: { retrieval: [hybrid, fts], rate_limit: ratelimit, embeddings: embed, pricing: pricing, chat: openai }
+    capabilities:
+      { retrieval: [hybrid, fts], rate_limit: ratelimit, embeddings: embed, pricing: pricing, chat: openai, connectors: [audit, metrics],
+        tools: [memory-search] }
     models: { gpt-4o-mini: openai, text-embedding-3-small: openai, all-MiniLM-L6-v2: embed }
 YAML
 cat >"$work/orion.yaml" <<YAML
