@@ -293,7 +293,7 @@ let package = Package(
             name: "PluginTests",
             dependencies: [
                 "OrionTestSupport", "OrionPluginConformance", "OrionPluginHost", "OrionPluginSDK", "OrionPluginABI",
-                "OrionVectorKernels", "OrionWordPiece",
+                "OrionVectorKernels", "OrionWordPiece", "OrionAuditChain",
             ],
             path: "Tests/PluginTests",
             swiftSettings: swiftSettings

@@ -64,6 +64,8 @@ public enum PluginConformance {
                 reports.append(await EngineConformance(instance: instance).run())
             case .connector:
                 reports.append(await ConnectorConformance(instance: instance).run())
+            case .tool:
+                reports.append(await ToolConformance(instance: instance).run())
             default:
                 break
             }

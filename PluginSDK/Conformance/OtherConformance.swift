@@ -82,3 +82,74 @@ public struct ConnectorConformance: Sendable {
         return ConformanceReport(pluginID: instance.image.info.id, kind: .connector, checks: list.checks)
     }
 }
+
+/// Conformance checks for tools: the table and manifest, and one call with an input built from the
+/// tool's input schema, which must complete with output inside the output schema or with an error
+/// that says why.
+public struct ToolConformance: Sendable {
+    public let instance: PluginInstance
+    public init(instance: PluginInstance) { self.instance = instance }
+
+    public func run() async -> ConformanceReport {
+        var list = CheckList()
+        let report = { ConformanceReport(pluginID: instance.image.info.id, kind: .tool, checks: list.checks) }
+        guard let tool = instance.tool else {
+            list.check("provides a tool table", false, "the plugin declares no tool")
+            return report()
+        }
+        guard let manifest = instance.image.info.manifest.tool else {
+            list.check("declares its tool in the manifest", false, "no 'tool' object (name, description, input_schema, output_schema)")
+            return report()
+        }
+        list.check("declares its tool in the manifest", true, manifest.name)
+        list.check("describes its tool", !manifest.description.isEmpty, "the tool's description is empty: agents choose tools by it")
+        let input = Self.example(manifest.inputSchema.root)
+        let problems = manifest.inputSchema.violations(of: input)
+        guard problems.isEmpty else {
+            list.check("an input can be built from its input schema", false, problems.joined(separator: "; "))
+            return report()
+        }
+        let caller = ToolCaller.Caller(tenantID: "conformance", workspaceID: "conformance", userID: "conformance", runID: UUID().uuidString)
+        do {
+            let output = try await tool.call(input: input.jsonData, caller: caller, scope: nil)
+            guard let value = try? JSONValue.parse(output) else {
+                list.check("answers JSON", false, "the output is not JSON")
+                return report()
+            }
+            let violations = manifest.outputSchema.violations(of: value)
+            list.check("answers inside its output schema", violations.isEmpty, violations.joined(separator: "; "))
+        } catch let error as PluginError {
+            list.check("a call completes with output or an error that says why", !error.message.isEmpty, "error without message")
+        } catch {
+            list.check("a call completes", false, "\(error)")
+        }
+        return report()
+    }
+
+    /// The smallest value a schema accepts, as far as this kit can tell: the first `enum` value
+    /// or the `default`, required properties only, minimum lengths and bounds.
+    static func example(_ schema: JSONValue) -> JSONValue {
+        guard let rules = schema.objectValue else { return .null }
+        if let first = rules["enum"]?.arrayValue?.first { return first }
+        if let value = rules["default"] { return value }
+        let type = rules["type"]?.stringValue ?? rules["type"]?.arrayValue?.first?.stringValue ?? "object"
+        switch type {
+        case "object":
+            let properties = rules["properties"]?.objectValue ?? [:]
+            var object: [String: JSONValue] = [:]
+            for name in rules["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                object[name] = example(properties[name] ?? .object([:]))
+            }
+            return .object(object)
+        case "array":
+            let count = Int(rules["minItems"]?.numberValue ?? 0)
+            return .array(Array(repeating: example(rules["items"] ?? .object([:])), count: count))
+        case "string": return .string(String(repeating: "x", count: max(1, Int(rules["minLength"]?.numberValue ?? 1))))
+        case "integer", "number":
+            let low = rules["minimum"]?.numberValue ?? rules["exclusiveMinimum"].flatMap(\.numberValue).map { $0 + 1 } ?? 1
+            return .number(type == "integer" ? low.rounded(.up) : low)
+        case "boolean": return .bool(true)
+        default: return .null
+        }
+    }
+}

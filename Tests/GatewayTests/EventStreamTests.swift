@@ -1,9 +1,14 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import OrionCore
 import OrionUpstreamFake
+import Synchronization
 import Testing
 
 /// A Server-Sent Events response read as it arrives.
@@ -147,5 +152,87 @@ struct EventStreamTests {
         let next = try #require(try await reader.next())
         #expect(next.name == "run_completed")
         #expect(SSEReader.json(next.data)["sequence"] as? Int == Int(published) + 1)
+    }
+
+    @Test("the WebSocket variant sends each event as a JSON frame, filtered by type; without events:read there is no upgrade")
+    func webSocketEvents() async throws {
+        let gateway = try await GatewayHarness.start()
+        defer { Task { await gateway.stop() } }
+        let member = try await GatewayHarness.token()
+        let viewer = try await GatewayHarness.token(user: "vic", roles: ["viewer"])
+        let frames = Mutex<[String]>([])
+        var logger = Logger(label: "ws-events")
+        logger.logLevel = .critical
+        let connected = AsyncStream.makeStream(of: Void.self)
+        let client = Task {
+            try await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(gateway.port)/v1/events/ws?types=side_effect", configuration: .init(additionalHeaders: [.authorization: "Bearer \(viewer)"]),
+                logger: logger
+            ) { inbound, outbound, _ in
+                connected.continuation.yield()
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message else { continue }
+                    if frames.withLock({ $0.append(text); return $0.count }) == 2 { break }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+        for await _ in connected.stream { break }
+        // The subscription is made during the upgrade; give the server a moment to finish it.
+        for _ in 0..<200 where (gateway.app.events.subscribers.counts["acme"] ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for index in 0..<2 {
+            #expect(try await gateway.send(.POST, "/api/memory", token: member, json: ["intent": "event \(index)", "experience": "x"]).status == 201)
+        }
+        _ = try await client.value
+        let received = frames.withLock { $0 }.map(SSEReader.json)
+        #expect(received.count == 2)
+        #expect(received.allSatisfy { $0["type"] as? String == "side_effect" && $0["tenantId"] as? String == "acme" })
+        #expect(received.compactMap { ($0["payload"] as? [String: Any])?["action"] as? String } == ["POST /api/memory", "POST /api/memory"])
+        #expect(received.compactMap { $0["sequence"] as? Int } == [1, 2])
+        // An analyst (no events:read) is not upgraded: the plain route answers 403.
+        let analyst = try await GatewayHarness.token(roles: ["analyst"])
+        #expect(try await gateway.send(.GET, "/v1/events/ws", token: analyst).status == 403)
+        #expect(try await gateway.send(.GET, "/v1/events/ws", token: viewer).status == 426)
+    }
+
+    @Test("a refused request publishes rate_limited; crossing 80% of the tenant's cap publishes budget_alert")
+    func rateLimitedAndBudgetAlertEvents() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(rateLimit: 200, engines: upstream.engines(costCapUSD: 0.0002))
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let watcher = try await SSEReader(gateway, "/v1/events?types=budget_alert,rate_limited", token: token)
+        // Chats until the tenant's cap refuses one (402): on the way, spending crossed 80% of it.
+        var chats = 0
+        for _ in 0..<150 {
+            let chat = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello there", "topK": 0, "maxTokens": 8])
+            guard chat.status == 200 else {
+                #expect(chat.status == 402)
+                break
+            }
+            chats += 1
+        }
+        let event = try #require(try await watcher.next())
+        #expect(event.name == "budget_alert")
+        let alert = SSEReader.json(event.data)
+        let payload = alert["payload"] as? [String: Any] ?? [:]
+        #expect(payload["scope"] as? String == "tenant")
+        #expect(payload["tier"] as? String == "free")
+        #expect((payload["capUsd"] as? Double).map { abs($0 - 0.0002) < 1e-12 } == true)
+        #expect(chats > 1)
+
+        // Past the per-route limit: the refusal is an event too.
+        var refused = false
+        for _ in 0..<400 where !refused {
+            refused = try await gateway.send(.GET, "/v1/runs?limit=1", token: token).status == 429
+        }
+        #expect(refused)
+        let limited = try #require(try await watcher.next())
+        #expect(limited.name == "rate_limited")
+        let limitedPayload = SSEReader.json(limited.data)["payload"] as? [String: Any] ?? [:]
+        #expect(limitedPayload["route"] as? String == "/v1/runs")
+        #expect(limitedPayload["user"] as? String == "alice")
+        #expect((limitedPayload["retryAfterMs"] as? Int ?? 0) > 0)
     }
 }

@@ -53,15 +53,16 @@ public final class HealthHistory: Service, Sendable {
         return try pool.read { db in try String.fetchAll(db, sql: "SELECT body FROM snapshots WHERE at >= ? ORDER BY at", arguments: [since]) }
     }
 
+    /// Samples until graceful shutdown; ending then is a normal end, not an error of the service.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
                     try await self.snapshot()
                 } catch {
                     self.logger.warning("health snapshot not stored", metadata: ["orion.error": "\(error)"])
                 }
-                try await Task.sleep(for: self.interval)
+                try? await Task.sleep(for: self.interval)
             }
         }
     }
