@@ -298,6 +298,19 @@ public final class RunRunner: Sendable {
         return record.status.hasEnded ? .alreadyEnded(record.status) : .notRunningHere
     }
 
+    /// Closes runs left `running` by a process that stopped while they ran (a crash, a kill): they
+    /// end as errors that say so, with no steps. Call once at start-up, before serving. Returns how
+    /// many were closed.
+    @discardableResult
+    public func closeInterrupted() throws -> Int {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE status = 'running'",
+                arguments: ["interrupted: the process stopped while the run was in progress", MemoryBank.now()])
+            return db.changesCount
+        }
+    }
+
     /// The trace of a run in progress in this process (tool calls join it).
     public func activeTrace(runID: String, namespace: String) -> RunTrace? {
         active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }

@@ -116,4 +116,23 @@ import Testing
         #expect(try h.runs.records(namespace: "tenant_a", query: RunQuery(status: .cancelled)).map(\.id) == ["long"])
         #expect(try h.runs.records(namespace: "tenant_a", query: RunQuery(status: .finished)).isEmpty)
     }
+
+    @Test func aRestartClosesRunsTheLastProcessLeftRunning() async throws {
+        let h = try await MemoryHarness.start()
+        defer { Task { await h.stop() } }
+        // A process that died mid-run left this row behind.
+        let file = try DatabaseQueue(path: h.dir + "/documents.sqlite")
+        try await file.write { db in
+            try db.execute(sql: """
+                INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, started_at, tier, user_id)
+                VALUES ('orphan', 'tenant_a', 's', 'chat', 'x', '[]', '[]', 'running', 1, 'free', 'alice')
+                """)
+        }
+        #expect(try h.runs.cancel(runID: "orphan", namespace: "tenant_a") == .notRunningHere)
+        #expect(try h.runs.closeInterrupted() == 1)
+        let record = try #require(try h.runs.record(id: "orphan", namespace: "tenant_a"))
+        #expect(record.status == .error)
+        #expect(record.error?.hasPrefix("interrupted") == true)
+        #expect(try h.runs.closeInterrupted() == 0)
+    }
 }
