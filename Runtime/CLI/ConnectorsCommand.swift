@@ -32,7 +32,7 @@ struct ConnectorsCommand: AsyncParsableCommand {
                     failed += 1
                     continue
                 }
-                let report = try await letters.replay(instance: id) { event in try await connector.deliver(event.pluginEvent) }
+                let report = try await letters.replay(instance: id) { event in try await connector.deliver(event) }
                 lease.release()
                 print("\(id): \(report.delivered) delivered, \(report.failed) failed again (still dead-lettered)"
                     + (report.unreadable > 0 ? ", \(report.unreadable) unreadable lines kept aside" : ""))

@@ -75,7 +75,7 @@ public final class ConnectorDispatcher: Sendable {
             return deadLetter(event, id: id, error: "instance '\(id)' provides no connector table")
         }
         do {
-            try await connector.deliver(event.pluginEvent)
+            try await connector.deliver(event)
             return .delivered
         } catch {
             return deadLetter(event, id: id, error: "\(error)")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import OrionPluginHost
+import OrionPluginSDK
 import Synchronization
 
 /// Where lifecycle events are published: each event is numbered, then handed to the connectors

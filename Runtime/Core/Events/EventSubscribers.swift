@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import OrionPluginSDK
 import Synchronization
 
 /// Live subscribers to a tenant's events (`GET /v1/events` and its WebSocket variant).

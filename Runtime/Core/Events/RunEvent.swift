@@ -2,11 +2,14 @@ import Foundation
 import OrionPluginSDK
 
 /// One lifecycle event: about a run (started, progress, completed, error, cancelled) or about a
-/// tenant (a budget alert, a refused request, a side effect for the audit log).
+/// tenant (a budget alert, a refused request, a side effect for the audit log). The same value a
+/// connector plugin receives.
 ///
 /// Events of one run carry sequence numbers 1, 2, 3, … in the order they happened; events not about
 /// a run are numbered per tenant. The payload is a JSON object and always holds `tier`.
-public struct RunEvent: Sendable, Hashable {
+public typealias RunEvent = PluginEvent
+
+extension PluginEvent {
     /// The event types the core emits.
     public enum Kind: String, Sendable, CaseIterable {
         case runStarted = "run_started"
@@ -20,40 +23,6 @@ public struct RunEvent: Sendable, Hashable {
 
         /// The types that end a run.
         public var endsRun: Bool { self == .runCompleted || self == .runError || self == .runCancelled }
-    }
-
-    public var type: String
-    public var tenantID: String
-    /// A tenant's workspace: today one per tenant, named by the tenant id.
-    public var workspaceID: String
-    /// Empty for events that are not about one run.
-    public var runID: String
-    public var timestampNanoseconds: Int64
-    public var sequence: UInt64
-    /// A JSON object.
-    public var payload: Data
-
-    public init(type: String, tenantID: String, workspaceID: String, runID: String, timestampNanoseconds: Int64, sequence: UInt64, payload: Data) {
-        self.type = type
-        self.tenantID = tenantID
-        self.workspaceID = workspaceID
-        self.runID = runID
-        self.timestampNanoseconds = timestampNanoseconds
-        self.sequence = sequence
-        self.payload = payload
-    }
-
-    /// The event as handed to a connector plugin.
-    public var pluginEvent: PluginEvent {
-        PluginEvent(
-            type: type, tenantID: tenantID, workspaceID: workspaceID, runID: runID, timestampNanoseconds: timestampNanoseconds,
-            sequence: sequence, payload: payload)
-    }
-
-    public init(_ event: PluginEvent) {
-        self.init(
-            type: event.type, tenantID: event.tenantID, workspaceID: event.workspaceID, runID: event.runID,
-            timestampNanoseconds: event.timestampNanoseconds, sequence: event.sequence, payload: event.payload)
     }
 
     /// The payload as a dictionary (empty when it is not a JSON object).

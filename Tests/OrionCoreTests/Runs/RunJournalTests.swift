@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import OrionCore
+import OrionPluginSDK
 import OrionTestSupport
 import Testing
 
