@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import OrionAuditChain
 import OrionPluginABI
 import OrionPluginSDK
@@ -31,8 +34,9 @@ final class ConnectorAudit: OrionPlugin, ConnectorPlugin {
     let host: PluginHost
     let path: String
     let events: Set<String>
-    /// The chain's head and the open file; one append at a time.
-    private let state: Mutex<(seq: Int64, hash: String, file: FileHandle)>
+    /// The chain's head, the open file and its size after this instance's last append; one
+    /// append at a time.
+    private let state: Mutex<(seq: Int64, hash: String, file: FileHandle, size: UInt64)>
 
     init(configuration c: Configuration, host: PluginHost) throws {
         self.host = host
@@ -54,13 +58,14 @@ final class ConnectorAudit: OrionPlugin, ConnectorPlugin {
             }
         }
         let file: FileHandle
+        let size: UInt64
         do {
             file = try FileHandle(forWritingTo: URL(fileURLWithPath: c.path))
-            try file.seekToEnd()
+            size = try file.seekToEnd()
         } catch {
             throw PluginError(.config, "cannot open the audit log '\(c.path)' ('path') for appending: \(error)")
         }
-        state = Mutex((last?.seq ?? 0, last?.hash ?? AuditRow.genesis, file))
+        state = Mutex((last?.seq ?? 0, last?.hash ?? AuditRow.genesis, file, size))
     }
 
     deinit {
@@ -74,17 +79,34 @@ final class ConnectorAudit: OrionPlugin, ConnectorPlugin {
         let action = payload["action"] as? String ?? event.type
         let digest = payload["digest"] as? String ?? "sha256:" + AuditChain.sha256(event.payload)
         try state.withLock { state in
-            let row = AuditRow(
-                seq: state.seq + 1, at: event.timestampNanoseconds, tenant: event.tenantID, workspace: event.workspaceID, actor: actor,
-                action: action, event: event.type, runId: event.runID, digest: digest, prev: state.hash)
+            // Writers of one file take turns (another instance during a reload, `orion connectors
+            // replay` in another process); one that finds the file grown continues the chain from
+            // the row now last.
+            let descriptor = state.file.fileDescriptor
+            guard flock(descriptor, LOCK_EX) == 0 else {
+                throw PluginError(.unavailable, "the audit log '\(path)' could not be locked (errno \(errno))")
+            }
+            defer { flock(descriptor, LOCK_UN) }
             do {
-                try state.file.write(contentsOf: try row.line())
+                let size = try state.file.seekToEnd()
+                if size != state.size, let last = try AuditChain.last(path: path) {
+                    state.seq = last.seq
+                    state.hash = last.hash
+                }
+                let row = AuditRow(
+                    seq: state.seq + 1, at: event.timestampNanoseconds, tenant: event.tenantID, workspace: event.workspaceID, actor: actor,
+                    action: action, event: event.type, runId: event.runID, digest: digest, prev: state.hash)
+                let line = try row.line()
+                try state.file.write(contentsOf: line)
                 try state.file.synchronize()
+                state.seq = row.seq
+                state.hash = row.hash
+                state.size = size + UInt64(line.count)
+            } catch let error as PluginError {
+                throw error
             } catch {
                 throw PluginError(.unavailable, "the audit log '\(path)' could not be written: \(error)")
             }
-            state.seq = row.seq
-            state.hash = row.hash
         }
         host.increment(counter: "audit_rows_total")
     }

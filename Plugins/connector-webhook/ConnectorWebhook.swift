@@ -8,8 +8,9 @@ import OrionPluginSDK
 /// Each request carries:
 /// - `Orion-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>`
 ///   (made again for every attempt, so a retry carries a fresh time);
-/// - `Orion-Event` (the type) and `Orion-Delivery` (`<runId or tenant>:<type>:<sequence>`, the same
-///   for every attempt of one event: receivers use it to drop duplicates).
+/// - `Orion-Event` (the type) and `Orion-Delivery` (`<runId>:<type>:<sequence>`, or
+///   `<tenant>:<type>:<sequence>:<timestampNs>` for events not about a run), the same for every
+///   attempt of one event: receivers use it to drop duplicates.
 ///
 /// A 2xx answer delivers the event. 408, 429, 5xx and failures to connect are retried with jittered
 /// backoff (`Retry-After` honoured) up to `maxAttempts` attempts; then, or at once for any other
@@ -110,7 +111,10 @@ final class ConnectorWebhook: OrionPlugin, ConnectorPlugin {
     func deliver(_ event: PluginEvent) async throws {
         guard events.contains("*") || events.contains(event.type) else { return }
         let body = try Self.body(event)
-        let delivery = "\(event.runID.isEmpty ? event.tenantID : event.runID):\(event.type):\(event.sequence)"
+        // Run ids are unique; events not about a run are numbered per tenant from process start, so
+        // their time makes the id unique across restarts.
+        let delivery = event.runID.isEmpty
+            ? "\(event.tenantID):\(event.type):\(event.sequence):\(event.timestampNanoseconds)" : "\(event.runID):\(event.type):\(event.sequence)"
         var attempt = 0
         while true {
             attempt += 1

@@ -202,6 +202,8 @@ struct ConnectorTests {
         #expect(refused.status == 400)
         let chat = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "count me", "topK": 0])
         #expect(chat.status == 200)
+        // A search only reads: it is no side effect.
+        #expect(try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": "note"]).status == 200)
         #expect(await gateway.app.events.connectors.drain())
         let log = logs + "/audit.log"
         let good = try await OrionCommand.run(["audit", "verify", log])

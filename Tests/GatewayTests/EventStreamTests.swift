@@ -116,6 +116,27 @@ struct EventStreamTests {
         #expect(try await gateway.send(.GET, "/v1/runs?status=paused", token: token).status == 400)
     }
 
+    @Test("cancelling a plain chat answers 409 RUN_CANCELLED once the engine call returns; the run ends cancelled")
+    func cancelAPlainChat() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let gateway = try await GatewayHarness.start(engines: upstream.engines())
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        upstream.fake.script(.slow(.milliseconds(600)))
+        let chat = Task { try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "take your time", "topK": 0, "runId": "plain-1"]) }
+        var cancel = try await gateway.send(.POST, "/v1/runs/plain-1/cancel", token: token)
+        for _ in 0..<100 where cancel.status == 404 {  // until the run is recorded (bounded: 1 s)
+            try await Task.sleep(for: .milliseconds(10))
+            cancel = try await gateway.send(.POST, "/v1/runs/plain-1/cancel", token: token)
+        }
+        #expect(cancel.status == 202)
+        let answer = try await chat.value
+        #expect(answer.status == 409)
+        #expect(answer.json["code"] as? String == "RUN_CANCELLED")
+        #expect(try await gateway.send(.GET, "/v1/runs/plain-1", token: token).json["status"] as? String == "cancelled")
+    }
+
     @Test("a subscriber that stops reading is disconnected with a reason; another keeps receiving every event in order")
     func slowSubscriberIsDisconnected() async throws {
         let gateway = try await GatewayHarness.start { config in

@@ -79,6 +79,10 @@ struct ToolTests {
         let unknown = try await gateway.send(.POST, "/v1/tools/nope/call", token: member, json: ["input": [:]])
         #expect(unknown.status == 404)
         #expect(unknown.json["code"] as? String == "TOOL_NOT_FOUND")
+        // Callers choose names: an unknown one is counted under one label, never its own.
+        let metrics = String(decoding: try await gateway.send(.GET, "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains(#"tool="(unknown)""#))
+        #expect(!metrics.contains(#"tool="nope""#))
         let viewer = try await GatewayHarness.token(roles: ["viewer"])
         #expect(try await gateway.send(.POST, "/v1/tools/memory_search/call", token: viewer, json: ["input": ["query": "x"]]).status == 403)
         let agent = try await GatewayHarness.token(user: "bot", roles: ["agent"])

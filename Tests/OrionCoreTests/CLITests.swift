@@ -99,6 +99,41 @@ import Testing
         #expect(try await waitFor("orion stopped"))
     }
 
+    /// A live `/v1/events` client does not hold the server at SIGTERM: its stream is ended first.
+    @Test(.timeLimit(.minutes(1)))
+    func serveStopsWithALiveEventSubscriber() async throws {
+        let (config, _) = try deployment()
+        let port = Int.random(in: 20_000..<40_000)
+        try "dataDirectory: data\nplugins:\n  directory: plugins.d\n  watchIntervalSeconds: 0\ngateway: { port: \(port) }\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let token = try await run(["token", "--config", config, "--tenant", "acme", "--roles", "member"]).stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: orion)
+        server.arguments = ["serve", "--config", config, "--log-level", "error"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        client.arguments = ["-sN", "--retry", "20", "--retry-connrefused", "--retry-delay", "1", "-H", "Authorization: Bearer \(token)", "http://127.0.0.1:\(port)/v1/events"]
+        let out = Pipe()
+        client.standardOutput = out
+        try client.run()
+        defer { if client.isRunning { client.terminate() } }
+        let subscribed = Mutex(false)
+        out.fileHandleForReading.readabilityHandler = { handle in
+            if String(decoding: handle.availableData, as: UTF8.self).contains("subscribed") { subscribed.withLock { $0 = true } }
+        }
+        for _ in 0..<1000 where !subscribed.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }  // at most 20 s
+        #expect(subscribed.withLock { $0 })
+        server.terminate()  // SIGTERM
+        for _ in 0..<500 where server.isRunning || client.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!server.isRunning, "the server still waits on its event stream")
+        #expect(!client.isRunning, "the stream did not end")
+        out.fileHandleForReading.readabilityHandler = nil
+    }
+
     @Test func benchPrintsOneJSONObjectLast() async throws {
         let output = try await run(["bench", "plugin-call", "--iterations", "20000", "--rounds", "1", "--json"])
         #expect(output.status == 0, "\(output.stderr)")

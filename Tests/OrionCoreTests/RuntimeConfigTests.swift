@@ -91,6 +91,10 @@ import Testing
         ("environment: prod\n", "environment", "development, staging, production"),
         ("rateLimits:\n  requestsPerHuor: 5\n", "rateLimits.requestsPerHuor", "Did you mean 'requestsPerHour'?"),
         ("multiTenant:\n  enabled: maybe\n", "multiTenant.enabled", "true or false"),
+        ("rbac:\n  roles: { agent: [tool:search:run] }\n", "rbac.roles.agent", "tool:<name>:call"),
+        ("events:\n  connectorQueueCapacity: 0\n", "events.connectorQueueCapacity", "≥ 1"),
+        ("tools:\n  timeoutSeconds: 0\n", "tools.timeoutSeconds", "[0.01, 3600]"),
+        ("health:\n  retentionHours: 0.5\n", "health.retentionHours", "[1, 720]"),
     ])
     func badValuesNameTheFileTheLineAndTheKey(text: String, key: String, says: String) throws {
         let path = try file(text)
@@ -128,5 +132,12 @@ import Testing
         #expect(throws: ConfigErrors.self, "memory that cannot rank is refused") {
             try RuntimeConfig.load(file: nil, environment: ["MEMRL_SIMILARITY_WEIGHT": "0", "MEMRL_UTILITY_WEIGHT": "0"])
         }
+    }
+
+    @Test func rolesMayGrantOneTool() throws {
+        let config = try RuntimeConfig.load(file: try file("rbac:\n  roles: { agent: [tool:memory_search:call, tool:list, runs:read] }\n"), environment: [:])
+        #expect(config.rbac.allows(["agent"], "tool:memory_search:call"))
+        #expect(!config.rbac.allows(["agent"], "tool:fixture_tool:call"))
+        #expect(config.rbac.allows(["agent"], "tool:list"))
     }
 }

@@ -32,6 +32,25 @@ import Testing
         #expect(try AuditChain.verify(path: path).verifiedRows == 2)
     }
 
+    @Test func twoWritersOfOneLogKeepOneChain() async throws {
+        let path = TestPlugins.temporaryDirectory("orion-audit-two") + "/audit.log"
+        let image = try PluginImage(path: TestPlugins.path("connector-audit"))
+        let config = Data(#"{"path":"\#(path)","events":["*"]}"#.utf8)
+        // Two instances at once, as during a reload (or a replay from another process).
+        let first = try PluginInstance(image: image, config: config, services: ConformanceHost())
+        let second = try PluginInstance(image: image, config: config, services: ConformanceHost())
+        defer { first.destroy(); second.destroy() }
+        for index in 0..<6 {
+            let writer = try #require((index % 2 == 0 ? first : second).connector)
+            try await writer.deliver(PluginEvent(
+                type: "side_effect", tenantID: "acme", workspaceID: "acme", runID: "", timestampNanoseconds: Int64(index), sequence: UInt64(index + 1),
+                payload: Data(#"{"actor":"alice","action":"POST /api/memory","digest":"sha256:00"}"#.utf8)))
+        }
+        let report = try AuditChain.verify(path: path)
+        #expect(report.isIntact, "\(report.problem ?? "")")
+        #expect(report.verifiedRows == 6)
+    }
+
     @Test func theWebhookRefusesAConfigurationWithoutURLOrSecret() throws {
         let image = try PluginImage(path: TestPlugins.path("connector-webhook"))
         #expect(throws: PluginLoadError.self) { try PluginInstance(image: image, config: Data(#"{"secret":"s","urlEnv":"ORION_TEST_UNSET_URL"}"#.utf8), services: ConformanceHost()) }

@@ -33,7 +33,7 @@ import Foundation
 ///     `exp` and `nbf`.
 ///   - `auth.autoProvisionTenants` — `ORION_AUTO_PROVISION_TENANTS` — bool, `true`: a token naming
 ///     an unknown tenant gets a personal tenant of its user on `plugins.defaultTier`.
-///   - `rbac.roles` — (no variable) — mapping role → list of `resource:action` permissions (`*`
+///   - `rbac.roles` — (no variable) — mapping role → list of `resource:action` or `tool:<name>:call` permissions (`*`
 ///     for all, `memory:*` for every action on one resource). Default: see ``RuntimeConfig/RBAC``.
 extension RuntimeConfig {
     public struct Gateway: Sendable, Equatable {
@@ -71,6 +71,14 @@ extension RuntimeConfig {
             "viewer": ["memory:read", "usage:read", "runs:read", "events:read"],
             "analyst": ["analytics:read", "usage:read"],
         ]
+
+        /// `*`, `resource:action` (the action may be `*`), or `tool:<name>:call` for one tool.
+        static func isPermission(_ text: String) -> Bool {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            if text == "*" { return true }
+            if parts.count == 2 { return parts.allSatisfy { !$0.isEmpty } }
+            return parts.count == 3 && parts[0] == "tool" && !parts[1].isEmpty && parts[2] == "call"
+        }
 
         /// Whether any of `roles` grants `permission` (`resource:action`).
         public func allows(_ roles: [String], _ permission: String) -> Bool {
@@ -163,8 +171,8 @@ extension RuntimeConfig {
             var roles: [String: [String]] = [:]
             for (role, list) in pairs {
                 let permissions = try list.stringList()
-                if let bad = permissions.first(where: { $0 != "*" && $0.split(separator: ":").count != 2 }) {
-                    throw list.error("permissions are 'resource:action' (or '*'), got '\(bad)'")
+                if let bad = permissions.first(where: { !RBAC.isPermission($0) }) {
+                    throw list.error("permissions are 'resource:action', 'tool:<name>:call' or '*', got '\(bad)'")
                 }
                 roles[role] = permissions
             }

@@ -176,6 +176,10 @@ public final class DocumentStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("runs-v3") { db in
+            // The node (instanceId) that runs each run: a restarting node closes its own orphans only.
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN node TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 

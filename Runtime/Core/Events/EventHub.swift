@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import OrionPluginHost
 import OrionPluginSDK
 import Synchronization
@@ -58,5 +59,19 @@ public final class EventHub: Sendable {
             subscribers.broadcast(event)
             return event
         }
+    }
+}
+
+/// Ends the live event streams when graceful shutdown begins, so the HTTP server's own shutdown
+/// does not wait on requests that never end by themselves. Run it after the gateway in the
+/// service list: services shut down in reverse order.
+public struct EventStreamCloser: Service {
+    let subscribers: EventSubscribers
+
+    public init(hub: EventHub) { subscribers = hub.subscribers }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        subscribers.closeAll(code: "SERVER_SHUTTING_DOWN", reason: "the server is shutting down; reconnect to another node or later")
     }
 }

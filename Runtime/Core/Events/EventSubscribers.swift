@@ -5,7 +5,8 @@ import Synchronization
 
 /// Live subscribers to a tenant's events (`GET /v1/events` and its WebSocket variant).
 ///
-/// Each subscriber has its own bounded queue. A broadcast never waits: a subscriber whose queue is
+/// Each subscriber has its own bounded queue, and gets a ``RunEvent/heartbeat`` every 15 seconds so
+/// its writer notices a client that left. A broadcast never waits: a subscriber whose queue is
 /// full is ended on the spot with ``EventSubscription/endReason`` set, and everyone else goes on
 /// receiving every event in order.
 public final class EventSubscribers: Sendable {
@@ -15,10 +16,16 @@ public final class EventSubscribers: Sendable {
     }
     private let state = Mutex(State())
     let capacity: Int
+    /// How often each subscriber gets a heartbeat (so a writer learns its client left).
+    let heartbeat: Duration
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
 
-    public init(capacity: Int) {
+    public init(capacity: Int, heartbeat: Duration = .seconds(15)) {
         self.capacity = capacity
+        self.heartbeat = heartbeat
     }
+
+    deinit { ticker.withLock { $0?.cancel() } }
 
     /// A new subscription to `tenantID`'s events that match `filter`. Cancel it when the client goes.
     public func subscribe(tenantID: String, filter: EventFilter) -> EventSubscription {
@@ -28,7 +35,29 @@ public final class EventSubscribers: Sendable {
             let subscription = EventSubscription(id: state.nextID, tenantID: tenantID, filter: filter, events: stream, continuation: continuation)
             state.byTenant[tenantID, default: [:]][state.nextID] = subscription
             continuation.onTermination = { [weak self] _ in self?.remove(subscription) }
+            startTicker()
             return subscription
+        }
+    }
+
+    /// Ends every subscription with `reason` (graceful shutdown: streams end, their requests finish).
+    public func closeAll(code: String, reason: String) {
+        let all = state.withLock { $0.byTenant.values.flatMap(\.values) }
+        for subscription in all { subscription.end(code: code, reason: reason) }
+    }
+
+    private func startTicker() {
+        ticker.withLock { task in
+            guard task == nil else { return }
+            let interval = heartbeat
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard let self else { return }
+                    let all = self.state.withLock { $0.byTenant.values.flatMap(\.values) }
+                    for subscription in all { _ = subscription.offer(.heartbeat, capacity: self.capacity) }
+                }
+            }
         }
     }
 
@@ -60,7 +89,7 @@ public final class EventSubscription: Sendable {
     /// The events, in order; it ends when the subscriber fell behind (see ``endReason``) or was cancelled.
     public let events: AsyncStream<RunEvent>
     private let continuation: AsyncStream<RunEvent>.Continuation
-    private let reason = Mutex<String?>(nil)
+    private let ending = Mutex<(code: String, reason: String)?>(nil)
 
     init(id: UInt64, tenantID: String, filter: EventFilter, events: AsyncStream<RunEvent>, continuation: AsyncStream<RunEvent>.Continuation) {
         self.id = id
@@ -71,17 +100,30 @@ public final class EventSubscription: Sendable {
     }
 
     /// Why the stream ended, when the server ended it.
-    public var endReason: String? { reason.withLock { $0 } }
+    public var endReason: String? { ending.withLock { $0?.reason } }
+    /// `SUBSCRIBER_TOO_SLOW` or `SERVER_SHUTTING_DOWN`, when the server ended the stream.
+    public var endCode: String? { ending.withLock { $0?.code } }
 
     /// False when the queue was full: the subscription is ended then.
     func offer(_ event: RunEvent, capacity: Int) -> Bool {
         if case .dropped = continuation.yield(event) {
-            reason.withLock { $0 = "the client fell behind: \(capacity) events were waiting (events.subscriberQueueCapacity); reconnect and read faster" }
-            continuation.finish()
+            end(code: "SUBSCRIBER_TOO_SLOW", reason: "the client fell behind: \(capacity) events were waiting (events.subscriberQueueCapacity); reconnect and read faster")
             return false
         }
         return true
     }
 
+    func end(code: String, reason: String) {
+        ending.withLock { if $0 == nil { $0 = (code, reason) } }
+        continuation.finish()
+    }
+
     public func cancel() { continuation.finish() }
+}
+
+extension PluginEvent {
+    /// Not an event: the subscribers' keep-alive tick (its type is empty).
+    public static let heartbeat = PluginEvent(type: "", tenantID: "", workspaceID: "", runID: "", timestampNanoseconds: 0, sequence: 0, payload: Data())
+
+    public var isHeartbeat: Bool { type.isEmpty }
 }

@@ -122,10 +122,13 @@ public struct RunRecord: Sendable, Hashable {
 public final class RunRunner: Sendable {
     public let memory: MemoryBank
     public let events: EventHub?
+    /// This process's `instanceId`, kept on each run it starts.
+    public let node: String
     let logger: Logger
     private let active = Mutex<[String: (namespace: String, trace: RunTrace)]>([:])
 
-    public init(memory: MemoryBank, events: EventHub? = nil, logger: Logger) {
+    public init(memory: MemoryBank, events: EventHub? = nil, node: String = "", logger: Logger) {
+        self.node = node
         self.memory = memory
         self.events = events
         self.logger = logger
@@ -298,15 +301,15 @@ public final class RunRunner: Sendable {
         return record.status.hasEnded ? .alreadyEnded(record.status) : .notRunningHere
     }
 
-    /// Closes runs left `running` by a process that stopped while they ran (a crash, a kill): they
-    /// end as errors that say so, with no steps. Call once at start-up, before serving. Returns how
-    /// many were closed.
+    /// Closes runs this node (``node``) left `running` when it stopped while they ran (a crash, a
+    /// kill): they end as errors that say so, with no steps. Call once at start-up, before serving.
+    /// Other nodes' runs are theirs to close. Returns how many were closed.
     @discardableResult
     public func closeInterrupted() throws -> Int {
         try pool.write { db in
             try db.execute(
-                sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE status = 'running'",
-                arguments: ["interrupted: the process stopped while the run was in progress", MemoryBank.now()])
+                sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE status = 'running' AND node = ?",
+                arguments: ["interrupted: the process stopped while the run was in progress", MemoryBank.now(), node])
             return db.changesCount
         }
     }
@@ -375,12 +378,12 @@ public final class RunRunner: Sendable {
             try pool.write { db in
                 try db.execute(
                     sql: """
-                        INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, degraded, started_at, tier, user_id)
-                        VALUES (?, ?, ?, ?, ?, ?, '[]', 'running', ?, ?, ?, ?)
+                        INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, degraded, started_at, tier, user_id, node)
+                        VALUES (?, ?, ?, ?, ?, ?, '[]', 'running', ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         id, request.namespace, request.session, request.kind.rawValue, request.intent, Self.json(retrieved), degraded, started,
-                        request.tier, request.user,
+                        request.tier, request.user, node,
                     ])
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {

@@ -62,7 +62,6 @@ public final class RunTrace: Sendable {
         var steps: [RunStep] = []
         var toolCalls: [ToolCallRecord] = []
         var cancelReason: String?
-        var work: Task<RunConclusion, any Error>?
         var onCancel: [@Sendable () -> Void] = []
     }
     private let state = Mutex(State())
@@ -109,14 +108,14 @@ public final class RunTrace: Sendable {
     public var isCancelled: Bool { state.withLock { $0.cancelReason != nil } }
     public var cancelReason: String? { state.withLock { $0.cancelReason } }
 
-    /// Asks the run to stop: its acting task is cancelled, and streams it reads stop at their next chunk.
+    /// Asks the run to stop. Cooperative: work that looks at ``isCancelled`` (a stream at its next
+    /// chunk) stops; the ``onCancel(_:)`` actions run.
     public func cancel(reason: String) {
-        let (work, actions) = state.withLock { state -> (Task<RunConclusion, any Error>?, [@Sendable () -> Void]) in
-            guard state.cancelReason == nil else { return (nil, []) }
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
+            guard state.cancelReason == nil else { return [] }
             state.cancelReason = reason
-            return (state.work, state.onCancel)
+            return state.onCancel
         }
-        work?.cancel()
         for action in actions { action() }
     }
 
@@ -128,14 +127,6 @@ public final class RunTrace: Sendable {
             return false
         }
         if already { action() }
-    }
-
-    func attach(_ work: Task<RunConclusion, any Error>) {
-        let cancelled = state.withLock { state -> Bool in
-            state.work = work
-            return state.cancelReason != nil
-        }
-        if cancelled { work.cancel() }
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -53,7 +53,7 @@ public struct OrionApplication: Sendable {
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled,
             expander: config.memory.queryExpansionEnabled ? EngineQueryExpander(engines: engines, logger: logger) : nil)
-        let runs = RunRunner(memory: memory, events: events, logger: logger)
+        let runs = RunRunner(memory: memory, events: events, node: config.instanceID, logger: logger)
         let interrupted = try runs.closeInterrupted()
         if interrupted > 0 { logger.warning("closed runs the last process left running", metadata: ["orion.runs": "\(interrupted)"]) }
         MemoryService.register(on: runtime.hostServices, memory: memory)
@@ -75,7 +75,8 @@ public struct OrionApplication: Sendable {
     public func run(with more: [any Service] = []) async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: (services + more).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                // Reverse order at shutdown: live event streams end first, then the gateway finishes its requests.
+                services: (services + more + [EventStreamCloser(hub: events)]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         // Events already queued reach their connectors before the plugins are retired.
         await events.connectors.shutdown()

@@ -14,7 +14,7 @@ public struct ToolEntry: Sendable {
 /// Why a tool call was refused or failed.
 public struct ToolError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        case notFound, invalidInput, runNotActive, unavailable, timeout, failed, invalidOutput
+        case notFound, invalidInput, runNotActive, unavailable, timeout, failed, invalidOutput, cancelled
     }
     public var code: Code
     public var message: String
@@ -78,7 +78,8 @@ public final class ToolCalls: Sendable {
     public func call(_ name: String, input: Data, scope: ToolScope, joining runID: String?) async throws(ToolError) -> ToolResult {
         let count = { (outcome: String) in Counter(label: "orion_tool_calls_total", dimensions: [("tool", name), ("outcome", outcome)]).increment() }
         guard let tool = tools(tier: scope.tier).first(where: { $0.name == name }) else {
-            count("not_found")
+            // Callers choose the name: an unknown one must not become a label of its own.
+            Counter(label: "orion_tool_calls_total", dimensions: [("tool", "(unknown)"), ("outcome", "not_found")]).increment()
             let known = tools(tier: scope.tier).map(\.name)
             throw ToolError(code: .notFound, message: "no tool '\(name)' in tier '\(scope.tier)'; it offers: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
         }
@@ -115,6 +116,8 @@ public final class ToolCalls: Sendable {
             }
         } catch let error as ToolError {
             throw error
+        } catch let cancelled as RunCancelled {
+            throw ToolError(code: .cancelled, message: cancelled.description)
         } catch {
             throw ToolError(code: .failed, message: "the tool call's run could not be recorded: \(error)")
         }
@@ -145,14 +148,19 @@ public final class ToolCalls: Sendable {
         let output: Data
         do {
             let lease = try registry.lease(kind: .tool, id: tool.instance)
-            defer { lease.release() }
-            guard let caller = lease.instance.tool else { throw PluginError(.unsupported, "instance '\(tool.instance)' provides no tool table") }
+            guard let caller = lease.instance.tool else {
+                lease.release()
+                throw PluginError(.unsupported, "instance '\(tool.instance)' provides no tool table")
+            }
             let identity = ToolCaller.Caller(tenantID: scope.tenantID, workspaceID: scope.tenantID, userID: scope.user, runID: scope.runID)
             let services = self.services
             output = try await services.withScope(scope) { token in
                 let address = UInt(bitPattern: token)
                 return try await Deadline.run(timeout, what: "tools.timeoutSeconds") {
-                    try await caller.call(input: input, caller: identity, scope: UnsafeRawPointer(bitPattern: address))
+                    // The lease ends when the plugin answers, not at the deadline: an instance
+                    // swapped out meanwhile is destroyed only after its call returned.
+                    defer { lease.release() }
+                    return try await caller.call(input: input, caller: identity, scope: UnsafeRawPointer(bitPattern: address))
                 }
             }
         } catch let error as PluginError {
@@ -164,6 +172,8 @@ public final class ToolCalls: Sendable {
             finish(error.code == .deadline ? "timeout" : callersFault ? "invalid_input" : "error", failure)
             throw failure
         } catch let error as RegistryError {
+            // Recorded, so a breaker letting its one trial through is never left waiting for it.
+            breakers.record(tool.instance, success: false)
             let failure = ToolError(code: .unavailable, message: "tool '\(tool.name)': \(error.message)")
             finish("error", failure)
             throw failure

@@ -5,15 +5,18 @@ import Hummingbird
 import NIOCore
 import OrionCore
 
-/// Publishes a `side_effect` event for every request that changed something: a POST, PUT, PATCH or
-/// DELETE answered below 400. The event says who (the user), what (method and route), for which
-/// tenant, when, and the SHA-256 of the change (the request body) — what `connector-audit` chains.
+/// Publishes a `side_effect` event for every request that changed something or spent money: a POST,
+/// PUT, PATCH or DELETE answered below 400 (chats and tool calls included), except the routes that
+/// only read. The event says who (the user), what (method and route), for which tenant, when, and
+/// the SHA-256 of the change (the request body) — what `connector-audit` chains.
 struct SideEffectMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let events: EventHub
+    /// POST routes that only read.
+    static let reads: Set<String> = ["/api/memory/search"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard [.post, .put, .patch, .delete].contains(request.method), let tenant = context.tenant else {
+        guard [.post, .put, .patch, .delete].contains(request.method), let tenant = context.tenant, !Self.reads.contains(context.route) else {
             return try await next(request, context)
         }
         var request = request

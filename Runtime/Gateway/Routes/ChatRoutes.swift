@@ -115,6 +115,9 @@ struct ChatRoutes {
             }
         } catch let error as EngineError {
             throw OpenAIRoutes.plainError(error)
+        } catch let cancelled as RunCancelled where onChunk == nil {
+            // A streamed turn reports the cancel as its last event; a plain one answers with it.
+            throw GatewayError(.conflict, code: "RUN_CANCELLED", cancelled.description)
         }
         guard let (answer, text) = answered.withLock({ $0 }) else { throw GatewayError(.internalServerError, code: "INTERNAL", "the chat ended without an answer") }
         return (record, answer, text)

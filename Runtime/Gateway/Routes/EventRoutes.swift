@@ -16,7 +16,9 @@ import OrionPluginSDK
 /// frame (WebSocket). Events go out at most `events.subscriberEventsPerSecond` per second for one
 /// tenant and user; faster ones wait in the client's queue (`events.subscriberQueueCapacity`). A
 /// client that lets its queue fill is disconnected: SSE ends with `event: error` and code
-/// `SUBSCRIBER_TOO_SLOW`, the WebSocket closes with code 1008 and the same reason.
+/// `SUBSCRIBER_TOO_SLOW`, the WebSocket closes with code 1008 and the same reason. At graceful
+/// shutdown every stream ends the same way with `SERVER_SHUTTING_DOWN` (WebSocket code 1001).
+/// An SSE stream carries a `: keep-alive` comment every 15 seconds.
 struct EventRoutes: Sendable {
     static let wsPath = "/v1/events/ws"
     let hub: EventHub
@@ -35,8 +37,9 @@ struct EventRoutes: Sendable {
 
     func add(to router: Router<GatewayContext>) {
         router.get("v1/events") { request, context in try self.sse(request, context) }
-        router.get("v1/events/ws") { _, context -> Response in
+        router.get("v1/events/ws") { request, context -> Response in
             try context.authorize("events:read", rbac)
+            _ = try Self.filter(request.uri.query)
             throw GatewayError(.init(code: 426), code: "UPGRADE_REQUIRED", "\(Self.wsPath) is a WebSocket: connect with Upgrade: websocket", headers: [.upgrade: "websocket"])
         }
     }
@@ -74,8 +77,12 @@ struct EventRoutes: Sendable {
                 defer { subscription.cancel() }
                 try await writer.write(ByteBuffer(string: ": subscribed to \(tenant.tenant.id)'s events\nretry: 2000\n\n"))
                 for await event in subscription.events {
-                    // Once ended for falling behind, the events still queued are not sent: the reason is, now.
+                    // Once ended by the server, the events still queued are not sent: the reason is, now.
                     if subscription.endReason != nil { break }
+                    if event.isHeartbeat {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        continue
+                    }
                     try await Self.throttle(limiter, key)
                     var buffer = ByteBuffer(string: "event: \(event.type)\nid: \(event.runID.isEmpty ? event.tenantID : event.runID):\(event.sequence)\ndata: ")
                     buffer.writeBytes(event.encoded())
@@ -83,7 +90,7 @@ struct EventRoutes: Sendable {
                     try await writer.write(buffer)
                 }
                 if let reason = subscription.endReason {
-                    let body = (try? JSONWriter.data(["code": "SUBSCRIBER_TOO_SLOW", "message": reason])) ?? Data()
+                    let body = (try? JSONWriter.data(["code": subscription.endCode ?? "SUBSCRIBER_TOO_SLOW", "message": reason])) ?? Data()
                     var buffer = ByteBuffer(string: "event: error\ndata: ")
                     buffer.writeBytes(body)
                     buffer.writeString("\n\n")
@@ -118,11 +125,13 @@ struct EventRoutes: Sendable {
             defer { reader.cancel() }
             for await event in subscription.events {
                 if subscription.endReason != nil { break }
+                if event.isHeartbeat { continue }
                 try await Self.throttle(limiter, key)
                 try await outbound.write(.text(String(decoding: event.encoded(), as: UTF8.self)))
             }
-            if let reason = subscription.endReason {
-                try await outbound.close(.policyViolation, reason: String(("SUBSCRIBER_TOO_SLOW: " + reason).utf8.prefix(120)) ?? "SUBSCRIBER_TOO_SLOW")
+            if let reason = subscription.endReason, let code = subscription.endCode {
+                let closing: WebSocketErrorCode = code == "SUBSCRIBER_TOO_SLOW" ? .policyViolation : .goingAway
+                try await outbound.close(closing, reason: String("\(code): \(reason)".utf8.prefix(120)) ?? code)
             }
         }
     }

@@ -64,6 +64,7 @@ struct ToolRoutes {
         case .timeout: GatewayError(.gatewayTimeout, code: "TOOL_TIMEOUT", error.message)
         case .failed: GatewayError(.badGateway, code: "TOOL_FAILED", error.message)
         case .invalidOutput: GatewayError(.badGateway, code: "TOOL_INVALID_OUTPUT", error.message)
+        case .cancelled: GatewayError(.conflict, code: "RUN_CANCELLED", error.message)
         }
     }
 

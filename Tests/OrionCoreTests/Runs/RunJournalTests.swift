@@ -118,15 +118,16 @@ import Testing
         #expect(try h.runs.records(namespace: "tenant_a", query: RunQuery(status: .finished)).isEmpty)
     }
 
-    @Test func aRestartClosesRunsTheLastProcessLeftRunning() async throws {
+    @Test func aRestartClosesTheRunsThisNodeLeftRunning() async throws {
         let h = try await MemoryHarness.start()
         defer { Task { await h.stop() } }
         // A process that died mid-run left this row behind.
         let file = try DatabaseQueue(path: h.dir + "/documents.sqlite")
         try await file.write { db in
             try db.execute(sql: """
-                INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, started_at, tier, user_id)
-                VALUES ('orphan', 'tenant_a', 's', 'chat', 'x', '[]', '[]', 'running', 1, 'free', 'alice')
+                INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, started_at, tier, user_id, node)
+                VALUES ('orphan', 'tenant_a', 's', 'chat', 'x', '[]', '[]', 'running', 1, 'free', 'alice', ''),
+                       ('elsewhere', 'tenant_a', 's', 'chat', 'x', '[]', '[]', 'running', 1, 'free', 'alice', 'node-b')
                 """)
         }
         #expect(try h.runs.cancel(runID: "orphan", namespace: "tenant_a") == .notRunningHere)
@@ -135,5 +136,19 @@ import Testing
         #expect(record.status == .error)
         #expect(record.error?.hasPrefix("interrupted") == true)
         #expect(try h.runs.closeInterrupted() == 0)
+        // Another node's run is that node's to close.
+        #expect(try h.runs.record(id: "elsewhere", namespace: "tenant_a")?.status == .running)
+    }
+
+    @Test func subscribersGetHeartbeatsAndAreClosedWithAReason() async throws {
+        let subscribers = EventSubscribers(capacity: 4, heartbeat: .milliseconds(20))
+        let subscription = subscribers.subscribe(tenantID: "a", filter: EventFilter())
+        var iterator = subscription.events.makeAsyncIterator()
+        #expect(await iterator.next()?.isHeartbeat == true)
+        subscribers.closeAll(code: "SERVER_SHUTTING_DOWN", reason: "stopping")
+        while let event = await iterator.next() { #expect(event.isHeartbeat) }
+        #expect(subscription.endCode == "SERVER_SHUTTING_DOWN")
+        #expect(subscription.endReason == "stopping")
+        #expect(subscribers.counts["a"] == nil)
     }
 }
