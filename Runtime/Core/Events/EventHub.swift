@@ -29,6 +29,16 @@ public final class EventHub: Sendable {
         subscribers = EventSubscribers(capacity: config.events.subscriberQueueCapacity)
     }
 
+    /// Whether anyone takes `tenantID`'s events on `tier` (a connector or a live subscriber): callers
+    /// skip building an event's payload when no one does.
+    public func isObserved(tenantID: String, tier: String) -> Bool {
+        isObserved(tenantID: tenantID, targets: registry.snapshot.tiers[tier]?.capabilities[Self.connectorsCapability] ?? [])
+    }
+
+    private func isObserved(tenantID: String, targets: [String]) -> Bool {
+        !targets.isEmpty || subscribers.hasSubscribers(tenantID: tenantID)
+    }
+
     /// Publishes one event. `payload` must hold JSON values only; `tier` is added to it.
     @discardableResult
     public func publish(_ kind: RunEvent.Kind, tenantID: String, tier: String, runID: String = "", payload: [String: Any] = [:]) -> RunEvent {
@@ -38,10 +48,15 @@ public final class EventHub: Sendable {
     /// Publishes an event of any type (`ends`: the last event of its run).
     @discardableResult
     public func publish(_ type: String, tenantID: String, tier: String, runID: String, payload: [String: Any], ends: Bool = false) -> RunEvent {
+        let targets = registry.snapshot.tiers[tier]?.capabilities[Self.connectorsCapability] ?? []
+        if runID.isEmpty, !isObserved(tenantID: tenantID, targets: targets) {
+            // Nobody takes this tenant's events: nothing to number or encode (a run's events are
+            // numbered regardless, so a subscriber joining mid-run sees its true sequence).
+            return RunEvent(type: type, tenantID: tenantID, workspaceID: tenantID, runID: "", timestampNanoseconds: 0, sequence: 0, payload: Data())
+        }
         var object = payload
         object["tier"] = tier
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{\"tier\":\"\(tier)\"}".utf8)
-        let targets = registry.snapshot.tiers[tier]?.capabilities[Self.connectorsCapability] ?? []
         // Numbering and queueing happen under one lock, so every queue sees a run's events in order.
         return sequences.withLock { sequences in
             let sequence: UInt64

@@ -61,6 +61,8 @@ public final class EventSubscribers: Sendable {
         }
     }
 
+    public func hasSubscribers(tenantID: String) -> Bool { state.withLock { $0.byTenant[tenantID] != nil } }
+
     /// Subscribers now connected, per tenant.
     public var counts: [String: Int] { state.withLock { $0.byTenant.mapValues(\.count) } }
 

@@ -23,8 +23,8 @@ struct SideEffectMiddleware: RouterMiddleware {
         // The body is already read (and bounded) by the body middleware for POST, PUT and PATCH.
         let body = request.method == .delete ? ByteBuffer() : try await request.collectBody(upTo: .max)
         let response = try await next(request, context)
-        guard response.status.code < 400 else { return response }
-        let digest = SHA256.hash(data: Data(body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
+        guard response.status.code < 400, events.isObserved(tenantID: tenant.tenant.id, tier: tenant.tier.name) else { return response }
+        let digest = Self.hex(SHA256.hash(data: Data(body.readableBytesView)))
         events.publish(
             .sideEffect, tenantID: tenant.tenant.id, tier: tenant.tier.name,
             payload: [
@@ -32,5 +32,16 @@ struct SideEffectMiddleware: RouterMiddleware {
                 "status": Int(response.status.code), "digest": "sha256:\(digest)",
             ])
         return response
+    }
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
