@@ -24,6 +24,19 @@ import Testing
             latencyMilliseconds: Double(i % 50), success: i % 10 != 0, timestamp: timestamp)
     }
 
+    /// A reader's flush while the writer's batch is still being committed waits for it: what the
+    /// reader then reads holds every record queued before its flush.
+    @Test func aFlushWaitsForTheBatchTheWriterIsCommitting() async throws {
+        let tracker = try UsageTracker(path: dir + "/usage-flush.sqlite", logger: logger, batchSize: 500)
+        let n = 20_000
+        for i in 0..<n { tracker.record(Self.record(i)) }
+        let writer = Task { try await tracker.flush() }  // takes the whole queue
+        while tracker.pending > 0 { await Task.yield() }
+        try await tracker.flush()  // finds the queue empty: must wait for the writer's commit
+        #expect(try tracker.summary(hours: 1).first?.calls == n)
+        #expect(try await writer.value == n)
+    }
+
     @Test func afterNRecordsAndACleanStopExactlyNAreStoredAndSummariesMatch() async throws {
         let tracker = try UsageTracker(path: dir + "/usage.sqlite", logger: logger, batchSize: 997)
         let group = ServiceGroup(configuration: .init(services: [.init(service: tracker)], logger: logger))

@@ -147,6 +147,7 @@ public final class UsageTracker: Service, Sendable {
     public var pending: Int { state.withLock { $0.queued } }
 
     static let chunkSize = 4_096
+    private let flushTurn = AsyncTurn()
 
     // MARK: The writer
 
@@ -154,6 +155,14 @@ public final class UsageTracker: Service, Sendable {
     /// (constant time), so ``record(_:)`` never waits on the writer.
     @discardableResult
     public func flush() async throws -> Int {
+        // One flush at a time: a caller's flush (before reading summaries) waits for the writer's
+        // batch in progress instead of finding the queue empty while that batch is uncommitted.
+        await flushTurn.acquire()
+        defer { flushTurn.release() }
+        return try await flushQueued()
+    }
+
+    private func flushQueued() async throws -> Int {
         var written = 0
         while true {
             let taken: [[UsageRecord]] = state.withLock { state in
@@ -252,5 +261,35 @@ public final class UsageTracker: Service, Sendable {
     /// Binds `text`; SQLite copies it before returning (SQLITE_TRANSIENT).
     static func bind(_ handle: OpaquePointer?, _ index: Int32, _ text: String) {
         sqlite3_bind_text(handle, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    }
+}
+
+/// A lock for async code: ``acquire()`` suspends (never blocks a thread) until the holder releases.
+final class AsyncTurn: Sendable {
+    private let state = Mutex<(held: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                guard state.held else {
+                    state.held = true
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.held = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
