@@ -31,9 +31,10 @@ func swiftPlugin(
     )
 }
 
-/// A plugin written in C (test fixtures and benchmarks): header only.
+/// A plugin written in C: header only, plus the system libraries it wraps (test fixtures,
+/// benchmarks, and ratelimit-redis over Debian's libhiredis-dev).
 func cPlugin(
-    _ product: String, target: String, path: String, strictLinking: Bool = true
+    _ product: String, target: String, path: String, strictLinking: Bool = true, libraries: [String] = []
 ) -> (Product, Target) {
     (
         .library(name: product, type: .dynamic, targets: [target]),
@@ -41,7 +42,7 @@ func cPlugin(
             name: target,
             dependencies: ["OrionPluginABI"],
             path: path,
-            linkerSettings: strictLinking ? pluginLinkerSettings : []
+            linkerSettings: (strictLinking ? pluginLinkerSettings : []) + libraries.map { .linkedLibrary($0) }
         )
     )
 }
@@ -87,6 +88,8 @@ let plugins: [(Product, Target)] = [
         extra: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
     // C++ over Debian's libxapian-dev.
     cxxPlugin("fts-xapian", target: "FTSXapian", path: "Plugins/fts-xapian", libraries: ["xapian"]),
+    // C over Debian's libhiredis-dev: one rate limit across nodes.
+    cPlugin("ratelimit-redis", target: "RateLimitRedis", path: "Plugins/ratelimit-redis", libraries: ["hiredis", "pthread"]),
     // C++ over Debian's libhnswlib-dev (header only).
     cxxPlugin("vector-hnsw", target: "VectorHNSW", path: "Plugins/vector-hnsw", libraries: ["pthread", "m"]),
     // Benchmark plugins for `orion bench plugin-call`.

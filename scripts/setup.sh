@@ -3,8 +3,9 @@
 # Debian packages the build and tests need (only those missing; needs root or sudo).
 set -euo pipefail
 
-# Debian packages the build and the tests use.
-ORION_APT_PACKAGES=(python3 python3-pip curl gcc g++ libc6-dev libsqlite3-dev libxapian-dev libhnswlib-dev)
+# Debian packages the build uses, plus what the caller adds in ORION_APT_EXTRA (the tests add
+# redis-server: they start their own on loopback).
+ORION_APT_PACKAGES=(python3 python3-pip curl gcc g++ libc6-dev libsqlite3-dev libxapian-dev libhnswlib-dev libhiredis-dev ${ORION_APT_EXTRA[@]+"${ORION_APT_EXTRA[@]}"})
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6.3.1 (see README)" >&2; exit 1; }
 

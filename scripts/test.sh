@@ -4,6 +4,8 @@
 # coverage per module. Fails if Runtime or PluginSDK drop below 80% of lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# redis-server: the ratelimit-redis tests start their own, on loopback.
+ORION_APT_EXTRA=(redis-server)
 source scripts/setup.sh
 # The real openai Python client, for the tests that call the OpenAI-compatible API with it.
 bash scripts/client-setup.sh
