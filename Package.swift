@@ -105,6 +105,7 @@ let plugins: [(Product, Target)] = [
     cPlugin("fixture-toolchain", target: "FixtureToolchain", path: "Tests/Fixtures/toolchain"),
     cPlugin("fixture-bad-manifest", target: "FixtureBadManifest", path: "Tests/Fixtures/bad-manifest"),
     cPlugin("fixture-tool", target: "FixtureTool", path: "Tests/Fixtures/tool"),
+    cPlugin("fixture-connector", target: "FixtureConnector", path: "Tests/Fixtures/connector"),
     cPlugin(
         "fixture-unresolved", target: "FixtureUnresolved", path: "Tests/Fixtures/unresolved",
         strictLinking: false),

@@ -240,4 +240,23 @@ struct ConnectorTests {
         #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("orion_plugin_runs_total") && $0.contains(#"tier="free""#) && $0.contains(#"outcome="success""#) && $0.hasSuffix(" 1") })
         #expect(metrics.contains("orion_plugin_run_duration_seconds"))
     }
+
+    @Test("a connector that never answers is cut at events.deliveryTimeoutSeconds: the event is dead-lettered and the queue moves on")
+    func aHungConnectorIsCutAtTheDeadline() async throws {
+        var engines = GatewayHarness.Engines()
+        engines.files["fixture-connector.yaml"] = "id: hanging\nplugin: fixture-connector\n"
+        engines.capabilities = "connectors: [hanging]"
+        let gateway = try await GatewayHarness.start(engines: engines) { config in config.events.deliveryTimeoutSeconds = 0.2 }
+        defer { Task { await gateway.stop() } }
+        let events = gateway.app.events
+        events.publish(.runError, tenantID: "acme", tier: "free", runID: "stuck", payload: ["error": "hang"])
+        events.publish(.runCompleted, tenantID: "acme", tier: "free", runID: "fine", payload: [:])
+        #expect(await events.connectors.drain(timeout: .seconds(5)))
+        let stats = try #require(events.connectors.stats()["hanging"])
+        #expect(stats.deadLettered == 1)
+        #expect(stats.delivered == 1)
+        let (dead, _) = try events.connectors.deadLetters.read(instance: "hanging")
+        #expect(dead.map(\.event.runID) == ["stuck"])
+        #expect(dead.first?.error.contains("events.deliveryTimeoutSeconds") == true)
+    }
 }

@@ -8,6 +8,9 @@ import Foundation
 ///   - `events.connectorQueueCapacity` — `ORION_CONNECTOR_QUEUE_CAPACITY` — integer ≥ 1, `1024`:
 ///     events waiting for one connector instance. When it is full, a new event for that connector
 ///     is dropped and counted (`orion_connector_events_dropped_total`); a request never waits.
+///   - `events.deliveryTimeoutSeconds` — `ORION_CONNECTOR_DELIVERY_TIMEOUT` — number in [0.01, 3600],
+///     `300`: the longest one delivery may take, the connector's own retries included. A connector
+///     that has not answered by then has the event dead-lettered, and its queue moves on.
 ///   - `events.deadLetterDirectory` — `ORION_DEAD_LETTER_DIR` — path, `<dataDirectory>/dead-letter`:
 ///     one `<instance>.jsonl` per connector, holding the events it failed to deliver;
 ///     `orion connectors replay` resends them.
@@ -29,6 +32,7 @@ import Foundation
 extension RuntimeConfig {
     public struct Events: Sendable, Equatable {
         public var connectorQueueCapacity = 1024
+        public var deliveryTimeoutSeconds = 300.0
         /// nil: `<dataDirectory>/dead-letter` (see ``RuntimeConfig/resolvedDeadLetterDirectory``).
         public var deadLetterDirectory: String?
         public var subscriberQueueCapacity = 256
@@ -51,13 +55,16 @@ extension RuntimeConfig {
         events.deadLetterDirectory ?? (dataDirectory as NSString).appendingPathComponent("dead-letter")
     }
 
-    static let eventKeyNames: Set<String> = ["connectorQueueCapacity", "deadLetterDirectory", "subscriberQueueCapacity", "subscriberEventsPerSecond"]
+    static let eventKeyNames: Set<String> = ["connectorQueueCapacity", "deliveryTimeoutSeconds", "deadLetterDirectory", "subscriberQueueCapacity", "subscriberEventsPerSecond"]
     static let toolKeyNames: Set<String> = ["timeoutSeconds", "breakerFailures", "breakerOpenSeconds"]
     static let healthKeyNames: Set<String> = ["snapshotIntervalSeconds", "retentionHours"]
 
     static let eventKeys: [Key] = [
         Key(path: "events.connectorQueueCapacity", env: "ORION_CONNECTOR_QUEUE_CAPACITY", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.events.connectorQueueCapacity = try n.integer(atLeast: 1)
+        },
+        Key(path: "events.deliveryTimeoutSeconds", env: "ORION_CONNECTOR_DELIVERY_TIMEOUT", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.events.deliveryTimeoutSeconds = try n.number(in: 0.01...3600, "seconds in [0.01, 3600]")
         },
         Key(path: "events.deadLetterDirectory", env: "ORION_DEAD_LETTER_DIR", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.events.deadLetterDirectory = try n.nonEmptyString()

@@ -16,10 +16,13 @@ public final class ConnectorDispatcher: Sendable {
     let registry: Registry
     public let deadLetters: DeadLetters
     let capacity: Int
+    /// The longest one delivery may take (`events.deliveryTimeoutSeconds`).
+    let timeout: Duration
     let logger: Logger
     private let queues = Mutex<[String: ConnectorQueue]>([:])
 
-    public init(registry: Registry, deadLetters: DeadLetters, capacity: Int, logger: Logger) {
+    public init(registry: Registry, deadLetters: DeadLetters, capacity: Int, timeout: Duration = .seconds(300), logger: Logger) {
+        self.timeout = timeout
         self.registry = registry
         self.deadLetters = deadLetters
         self.capacity = capacity
@@ -70,12 +73,17 @@ public final class ConnectorDispatcher: Sendable {
         } catch {
             return deadLetter(event, id: id, error: "the connector instance is not loaded: \(error.message)")
         }
-        defer { lease.release() }
         guard let connector = lease.connector else {
+            lease.release()
             return deadLetter(event, id: id, error: "instance '\(id)' provides no connector table")
         }
         do {
-            try await connector.deliver(event)
+            // A connector that never answers costs its queue this long at most; the instance stays
+            // leased until it does answer.
+            try await Deadline.run(timeout, what: "events.deliveryTimeoutSeconds") {
+                defer { lease.release() }
+                try await connector.deliver(event)
+            }
             return .delivered
         } catch {
             return deadLetter(event, id: id, error: "\(error)")

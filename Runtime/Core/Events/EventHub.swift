@@ -25,7 +25,7 @@ public final class EventHub: Sendable {
         self.registry = registry
         connectors = ConnectorDispatcher(
             registry: registry, deadLetters: DeadLetters(directory: config.resolvedDeadLetterDirectory), capacity: config.events.connectorQueueCapacity,
-            logger: logger)
+            timeout: .milliseconds(Int64(config.events.deliveryTimeoutSeconds * 1000)), logger: logger)
         subscribers = EventSubscribers(capacity: config.events.subscriberQueueCapacity)
     }
 
