@@ -146,7 +146,7 @@ public final class RunRunner: Sendable {
         let tenantID = Namespace.tenantID(of: request.namespace) ?? request.namespace
         let events = self.events
         let trace = RunTrace(runID: id) { step in
-            events?.publish(.runProgress, tenantID: tenantID, tier: request.tier, runID: id, payload: ["step": Self.json(step)])
+            events?.publish(.runProgress, tenantID: tenantID, tier: request.tier, runID: id, payload: ["step": step.jsonObject])
         }
         let started = MemoryBank.now()
         let clock = ContinuousClock.now
@@ -319,10 +319,6 @@ public final class RunRunner: Sendable {
         active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }
     }
 
-    static func json(_ step: RunStep) -> [String: Any] {
-        ["kind": step.kind, "name": step.name, "status": step.status.rawValue, "startedAt": step.startedAt, "durationMs": step.durationMs, "detail": step.detail]
-    }
-
     /// An explicit outcome for a finished run (a thumbs-up/down, a reward): replaces the run's
     /// default outcome on the memories it used; a second explicit outcome changes nothing.
     @discardableResult
@@ -366,11 +362,7 @@ public final class RunRunner: Sendable {
 
     /// The latest runs of `namespace`, newest first.
     public func records(namespace: String, limit: Int = 50) throws -> [RunRecord] {
-        try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM runs WHERE namespace = ? ORDER BY started_at DESC, rowid DESC LIMIT ?", arguments: [namespace, limit]
-            ).map(Self.record)
-        }
+        try records(namespace: namespace, query: RunQuery(limit: limit))
     }
 
     private func insert(id: String, request: RunRequest, retrieved: [String], degraded: String?, started: Int64) throws {

@@ -16,6 +16,11 @@ public struct RunStep: Sendable, Hashable {
     /// Facts about the step as a JSON object (token counts, hit counts, the error).
     public var detail: [String: String]
 
+    /// The step as JSON values: what `run_progress` carries and `GET /v1/runs/{id}` lists.
+    public var jsonObject: [String: Any] {
+        ["kind": kind, "name": name, "status": status.rawValue, "startedAt": startedAt, "durationMs": durationMs, "detail": detail]
+    }
+
     public init(kind: String, name: String, status: Status = .ok, startedAt: Int64, durationMs: Double, detail: [String: String] = [:]) {
         self.kind = kind
         self.name = name

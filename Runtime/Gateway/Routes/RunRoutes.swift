@@ -99,9 +99,7 @@ struct RunRoutes {
         if let degraded = record.degradedReason { object["degraded"] = degraded }
         if let newMemory = record.newMemoryID { object["newMemoryId"] = newMemory }
         if full {
-            object["steps"] = record.steps.map { step -> [String: Any] in
-                ["kind": step.kind, "name": step.name, "status": step.status.rawValue, "startedAt": step.startedAt, "durationMs": step.durationMs, "detail": step.detail]
-            }
+            object["steps"] = record.steps.map(\.jsonObject)
             object["toolCalls"] = record.toolCalls.map { call -> [String: Any] in
                 var item: [String: Any] = [
                     "name": call.name, "argumentsSha256": call.argumentsSHA256, "startedAt": call.startedAt, "durationMs": call.durationMs, "success": call.success,
