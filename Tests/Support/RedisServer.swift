@@ -4,7 +4,7 @@ import Foundation
 /// startable again on the same port) by the test. `scripts/test.sh` installs the Debian package.
 public final class RedisServer: @unchecked Sendable {
     // @unchecked: the process handle is touched only by the test that owns the server.
-    public let port: Int
+    public private(set) var port: Int
     private var process: Process?
 
     public static let executable = "/usr/bin/redis-server"
@@ -14,12 +14,20 @@ public final class RedisServer: @unchecked Sendable {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "redis-server is not installed: run scripts/test.sh (it installs the Debian package)"])
         }
         port = Int.random(in: 41_000..<60_000)
-        try start()
+        // A port another process holds makes redis-server exit at once: try another (five at most).
+        for attempt in 0..<5 {
+            do {
+                try start()
+                return
+            } catch where attempt < 4 {
+                port = Int.random(in: 41_000..<60_000)
+            }
+        }
     }
 
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    /// Starts the server and waits (at most 5 s) until it takes connections.
+    /// Starts the server and waits (at most 20 s: the machine may be busy) until it takes connections.
     public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable)
@@ -28,8 +36,11 @@ public final class RedisServer: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        for _ in 0..<500 where !accepts() { usleep(10_000) }
-        guard accepts() else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "redis-server did not start on port \(port)"]) }
+        for _ in 0..<2_000 where process.isRunning && !accepts() { usleep(10_000) }
+        guard accepts() else {
+            stop()
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "redis-server did not start on port \(port)"])
+        }
     }
 
     /// Stops the server at once (it keeps nothing) and waits until it is gone. SIGKILL: a child
