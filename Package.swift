@@ -140,6 +140,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // PluginSDK: the C ABI, the Swift SDK over it, host-side bindings, the conformance kit.
@@ -189,6 +191,9 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // Shared state of several nodes (store.postgresUrl).
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Runtime/Core",
             swiftSettings: swiftSettings
@@ -251,7 +256,11 @@ let package = Package(
 
         .target(
             name: "OrionTestSupport",
-            dependencies: ["OrionPluginHost", "OrionPluginSDK"],
+            dependencies: [
+                "OrionPluginHost", "OrionPluginSDK",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/Support",
             swiftSettings: swiftSettings
         ),

@@ -4,9 +4,11 @@
 # coverage per module. Fails if Runtime or PluginSDK drop below 80% of lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# redis-server: the ratelimit-redis tests start their own, on loopback.
-ORION_APT_EXTRA=(redis-server)
+# redis-server: the ratelimit-redis tests start their own, on loopback. postgresql: the store
+# contract and multi-node tests each create a database on the loopback cluster started below.
+ORION_APT_EXTRA=(redis-server postgresql)
 source scripts/setup.sh
+source scripts/postgres-setup.sh
 # The real openai Python client, for the tests that call the OpenAI-compatible API with it.
 bash scripts/client-setup.sh
 

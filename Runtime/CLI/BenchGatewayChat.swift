@@ -67,7 +67,7 @@ extension BenchGateway {
         var recorded: Int?
         if let usage = app.usage {
             _ = try await usage.flush()
-            recorded = try usage.summary(hours: 1).reduce(0) { $0 + $1.calls }
+            recorded = try await usage.summary(hours: 1).reduce(0) { $0 + $1.calls }
         }
         try await client.shutdown()
         await group.triggerGracefulShutdown()

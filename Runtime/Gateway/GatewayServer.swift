@@ -17,7 +17,7 @@ public struct GatewayServer: Sendable {
     public let app: OrionApplication
     public let telemetry: GatewayTelemetry
     public let store: GatewayStore
-    public let tenants: TenantStore
+    public let tenants: any TenantDirectory
     let verifier: TokenVerifier
     let logger: Logger
     let stream: StreamRoutes
@@ -28,8 +28,9 @@ public struct GatewayServer: Sendable {
     public static func build(app: OrionApplication, registry: PrometheusCollectorRegistry, logger: Logger) async throws -> GatewayServer {
         let config = app.config
         let store = try GatewayStore(
-            path: (config.dataDirectory as NSString).appendingPathComponent("gateway.sqlite"), idempotencyTTL: config.gateway.idempotencyTTLSeconds)
-        let tenants = try TenantStore(path: (config.dataDirectory as NSString).appendingPathComponent("tenants.sqlite"))
+            path: (config.dataDirectory as NSString).appendingPathComponent("gateway.sqlite"), idempotencyTTL: config.gateway.idempotencyTTLSeconds,
+            shared: app.state.idempotency)
+        let tenants = app.state.tenants
         let devSecret = try TokenVerifier.developmentSecret(config: config)
         if devSecret != nil {
             logger.warning("no token key is configured: using a development secret kept in the data directory; set auth.hs256Secret, auth.publicKeyFile or auth.jwksFile before production")
@@ -58,9 +59,10 @@ public struct GatewayServer: Sendable {
             limitPerTenant: config.gateway.maxInFlightPerTenant, retryAfter: config.gateway.retryAfterSeconds))
         router.add(middleware: RateLimitMiddleware(registry: app.runtime.registry, events: app.events, logger: logger))
         router.add(middleware: BodyLimitMiddleware(maxBytes: config.gateway.maxBodyBytes))
-        router.add(middleware: IdempotencyMiddleware(store: store))
+        router.add(middleware: IdempotencyMiddleware(store: store.idempotency))
         router.add(middleware: SideEffectMiddleware(events: app.events))
         SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
+        TenantRoutes(tenants: tenants, registry: app.runtime.registry, rbac: config.rbac).add(to: router)
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
         OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)
         ChatRoutes(runs: app.runs, engines: app.engines, rbac: config.rbac).add(to: router)

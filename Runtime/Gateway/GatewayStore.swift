@@ -2,17 +2,18 @@ import Foundation
 import GRDB
 import OrionCore
 
-/// The gateway's own SQLite file (`<dataDirectory>/gateway.sqlite`): stored responses of
-/// idempotent POSTs, and one record per request for the analytics endpoint.
+/// The gateway's own SQLite file (`<dataDirectory>/gateway.sqlite`): one record per request for
+/// the analytics endpoint (this node's requests), and the stored responses of idempotent POSTs
+/// unless a shared store (PostgreSQL) keeps them.
 public final class GatewayStore: Sendable {
     let pool: DatabasePool
-    let idempotencyTTL: Double
+    let idempotency: any IdempotencyStore
     /// Request records older than this are deleted (seconds).
     let recordRetention: Double
 
-    public init(path: String, idempotencyTTL: Double, recordRetention: Double = 30 * 86_400) throws {
+    /// `shared`: the deployment's idempotency keys (nil: this file's table).
+    public init(path: String, idempotencyTTL: Double, shared: (any IdempotencyStore)? = nil, recordRetention: Double = 30 * 86_400) throws {
         pool = try SQLiteFile.pool(at: path)
-        self.idempotencyTTL = idempotencyTTL
         self.recordRetention = recordRetention
         var migrator = DatabaseMigrator()
         migrator.registerMigration("gateway-v1") { db in
@@ -40,71 +41,14 @@ public final class GatewayStore: Sendable {
                 """)
         }
         try migrator.migrate(pool)
+        idempotency = try shared ?? SQLiteIdempotencyKeys(pool: pool, ttl: idempotencyTTL)
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-
-    /// Seconds after which an unfinished claim may be taken over by a retry.
-    static let claimLease = 60.0
-
-    // MARK: Idempotency
-
-    enum Claim {
-        /// The key is new: the caller runs the request and then calls ``complete``.
-        case claimed
-        /// The same request ran before: replay this.
-        case replay(status: Int, contentType: String?, body: Data)
-        /// The key was used with another request body, method or path.
-        case mismatch
-        /// The same request is still running.
-        case inProgress
-    }
-
-    /// Claims `key` for `fingerprint` (method, path and body hash) within `tenant`.
-    func claim(tenant: String, key: String, fingerprint: String) throws -> Claim {
-        let cutoff = Self.now() - Int64(idempotencyTTL * 1000)
-        return try pool.write { db in
-            try db.execute(sql: "DELETE FROM idempotency WHERE tenant = ? AND key = ? AND created_at < ?", arguments: [tenant, key, cutoff])
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant = ? AND key = ?", arguments: [tenant, key]) {
-                guard (row["fingerprint"] as String) == fingerprint else { return .mismatch }
-                guard let status: Int = row["status"] else {
-                    // A claim whose request never completed (the process stopped) is taken over
-                    // after a lease, instead of blocking the key until it expires.
-                    let claimedAt: Int64 = row["created_at"]
-                    guard Self.now() - claimedAt > Int64(Self.claimLease * 1000) else { return .inProgress }
-                    try db.execute(
-                        sql: "UPDATE idempotency SET created_at = ? WHERE tenant = ? AND key = ?", arguments: [Self.now(), tenant, key])
-                    return .claimed
-                }
-                return .replay(status: status, contentType: row["content_type"], body: row["body"] ?? Data())
-            }
-            try db.execute(
-                sql: "INSERT INTO idempotency (tenant, key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [tenant, key, fingerprint, Self.now()])
-            return .claimed
-        }
-    }
-
-    /// Stores the response of a claimed key; a 5xx releases the key instead, so a retry runs again.
-    func complete(tenant: String, key: String, status: Int, contentType: String?, body: Data) throws {
-        try pool.write { db in
-            if status >= 500 {
-                try db.execute(sql: "DELETE FROM idempotency WHERE tenant = ? AND key = ?", arguments: [tenant, key])
-            } else {
-                try db.execute(
-                    sql: "UPDATE idempotency SET status = ?, content_type = ?, body = ? WHERE tenant = ? AND key = ?",
-                    arguments: [status, contentType, body, tenant, key])
-            }
-        }
-    }
-
-    func expireIdempotency() {
-        let cutoff = Self.now() - Int64(idempotencyTTL * 1000)
-        let records = Self.now() - Int64(recordRetention * 1000)
-        try? pool.write { db in
-            try db.execute(sql: "DELETE FROM idempotency WHERE created_at < ?", arguments: [cutoff])
-            try db.execute(sql: "DELETE FROM requests WHERE at < ?", arguments: [records])
-        }
+    /// Deletes expired idempotency keys and request records past their retention.
+    func expire() async {
+        try? await idempotency.expire()
+        let records = Int64(Date().timeIntervalSince1970 * 1000) - Int64(recordRetention * 1000)
+        try? await pool.write { db in try db.execute(sql: "DELETE FROM requests WHERE at < ?", arguments: [records]) }
     }
 
     // MARK: Request records

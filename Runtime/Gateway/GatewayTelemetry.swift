@@ -117,12 +117,15 @@ public final class GatewayTelemetry: Service, Sendable {
         }
     }
 
-    /// Flushes every second until shutdown, then once more.
+    /// Flushes every second until shutdown, then once more; deletes expired keys and records
+    /// once a minute.
     public func run() async throws {
+        var tick = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             flush()
-            store.expireIdempotency()
+            if tick % 60 == 0 { await store.expire() }
+            tick += 1
         }
         flush()
     }

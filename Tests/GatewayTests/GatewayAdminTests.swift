@@ -90,11 +90,11 @@ import Testing
         let h = try await GatewayHarness.start()
         let token = try await GatewayHarness.token(tenant: "newco", user: "nina")
         #expect(try await h.send(.GET, "/api/memory/x", token: token).status == 404)
-        let created = try #require(try h.gateway.tenants.tenant(id: "newco"))
+        let created = try #require(try await h.gateway.tenants.tenant(id: "newco"))
         #expect(created.tier == "free")
         #expect(created.name.contains("nina"))
         // Moving the tenant to a tier that does not exist is seen at once, not after the TTL.
-        try h.gateway.tenants.upsert(id: "newco", name: "NewCo", tier: "gold")
+        try await h.gateway.tenants.upsert(id: "newco", name: "NewCo", tier: "gold")
         #expect(try await h.send(.GET, "/api/memory/x", token: token).status == 503)
         await h.stop()
 
@@ -103,6 +103,42 @@ import Testing
         #expect(stranger.status == 403)
         #expect(stranger.json["code"] as? String == "UNKNOWN_TENANT")
         await closed.stop()
+    }
+
+    @Test func operatorsCreateAndChangeTenantsAndATenantCapReplacesItsTiers() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let h = try await GatewayHarness.start(engines: upstream.engines())
+        let admin = try await GatewayHarness.token(tenant: "ops", user: "olga", roles: ["admin"])
+        let created = try await h.send(.PUT, "/api/admin/tenants/newco", token: admin, json: ["name": "NewCo", "tier": "free"])
+        #expect(created.status == 201)
+        #expect(created.json["tier"] as? String == "free" && created.json["costCapUsd"] == nil)
+        let replaced = try await h.send(.PUT, "/api/admin/tenants/newco", token: admin, json: ["name": "NewCo Ltd", "tier": "free", "costCapUsd": 0])
+        #expect(replaced.status == 200)
+        #expect(replaced.json["name"] as? String == "NewCo Ltd" && replaced.json["costCapUsd"] as? Double == 0)
+        #expect(replaced.json["createdAt"] as? Int == created.json["createdAt"] as? Int)
+
+        let unknownTier = try await h.send(.PUT, "/api/admin/tenants/newco", token: admin, json: ["name": "x", "tier": "gold"])
+        #expect(unknownTier.status == 400)
+        #expect((unknownTier.json["message"] as? String)?.contains("use one of: free") == true)
+        #expect(try await h.send(.PUT, "/api/admin/tenants/.hidden", token: admin, json: ["name": "x", "tier": "free"]).status == 400)
+        #expect(try await h.send(.PUT, "/api/admin/tenants/newco", token: admin, json: ["tier": "free"]).status == 400, "name is required")
+        let member = try await GatewayHarness.token(tenant: "newco", user: "nina")
+        #expect(try await h.send(.PUT, "/api/admin/tenants/newco", token: member, json: ["name": "x", "tier": "free"]).status == 403)
+        #expect(try await h.send(.GET, "/api/admin/tenants", token: member).status == 403)
+
+        let list = try await h.send(.GET, "/api/admin/tenants", token: admin)
+        #expect((list.json["tenants"] as? [[String: Any]])?.compactMap { $0["id"] as? String }.contains("newco") == true)
+        #expect(try await h.send(.GET, "/api/admin/tenants/newco", token: admin).json["name"] as? String == "NewCo Ltd")
+        #expect(try await h.send(.GET, "/api/admin/tenants/nobody", token: admin).status == 404)
+
+        // The tenant's own cap (0) replaces the tier's (50 USD): its first chat is refused.
+        let chat: [String: Any] = ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "hi"]]]
+        let refused = try await h.send(.POST, "/v1/chat/completions", token: member, json: chat)
+        #expect(refused.status == 402)
+        _ = try await h.send(.PUT, "/api/admin/tenants/newco", token: admin, json: ["name": "NewCo Ltd", "tier": "free"])
+        #expect(try await h.send(.POST, "/v1/chat/completions", token: member, json: chat).status == 200, "without its own cap, the tier's applies")
+        await h.stop()
     }
 
     @Test func personalTenantsNeverCollideAndDotIdsAreRefused() async throws {
@@ -119,7 +155,7 @@ import Testing
             let reply = try await multi.send(.GET, "/api/memory/x", token: try await GatewayHarness.token(tenant: bad))
             #expect(reply.status == 401, "\(bad)")
         }
-        #expect(throws: TenantError.self) { try multi.gateway.tenants.upsert(id: "..", name: "x", tier: "free") }
+        await #expect(throws: TenantError.self) { try await multi.gateway.tenants.upsert(id: "..", name: "x", tier: "free") }
         await multi.stop()
     }
 

@@ -111,7 +111,7 @@ import Testing
         #expect(large.status == 413)
         #expect(large.json["code"] as? String == "BODY_TOO_LARGE")
         // A tenant whose tier this deployment does not define: 503 with Retry-After.
-        try h.gateway.tenants.upsert(id: "gold-co", name: "Gold", tier: "gold")
+        try await h.gateway.tenants.upsert(id: "gold-co", name: "Gold", tier: "gold")
         let unavailable = try await h.send(.GET, "/api/memory/x", token: try await GatewayHarness.token(tenant: "gold-co"))
         #expect(unavailable.status == 503)
         #expect(unavailable.header("Retry-After") != nil)

@@ -110,34 +110,34 @@ struct EngineResilienceTests {
     }
 
     @Test("reservations hold concurrent calls within both caps; settling frees what was not spent; alerts fire once at the threshold")
-    func ledger() throws {
+    func ledger() async throws {
         let alerts = AlertBox()
         let ledger = BudgetLedger(usage: nil, alertThreshold: 0.8, logger: .init(label: "test")) { alerts.add($0) }
         func request(_ amount: Int64) -> BudgetLedger.Request {
             .init(tenant: "t", session: "s", amountNanoUSD: amount, sessionCapNanoUSD: 1_000, tenantCapNanoUSD: 5_000)
         }
-        let a = try ledger.reserve(request(600))
-        #expect(throws: BudgetExceeded.self) { try ledger.reserve(request(500)) }
-        ledger.settle(a, actualNanoUSD: 100)
-        let b = try ledger.reserve(request(500))
-        ledger.settle(b, actualNanoUSD: 500)
+        let a = try await ledger.reserve(request(600))
+        await #expect(throws: BudgetExceeded.self) { try await ledger.reserve(request(500)) }
+        await ledger.settle(a, actualNanoUSD: 100)
+        let b = try await ledger.reserve(request(500))
+        await ledger.settle(b, actualNanoUSD: 500)
         #expect(alerts.count == 0)
-        let c = try ledger.reserve(request(300))
-        ledger.settle(c, actualNanoUSD: 250)
+        let c = try await ledger.reserve(request(300))
+        await ledger.settle(c, actualNanoUSD: 250)
         #expect(alerts.count == 1, "850 of 1000 crossed 80%")
         #expect(ledger.spent(tenant: "t", session: "s") == 850)
         do {
-            _ = try ledger.reserve(request(200))
+            _ = try await ledger.reserve(request(200))
             Issue.record("the session cap was crossed")
         } catch let exceeded as BudgetExceeded {
             #expect(exceeded.scope == .session)
             #expect(exceeded.description.contains("0.000000150 USD") || exceeded.description.contains("left"))
         }
         // Another session of the same tenant shares the tenant's cap, not the session's.
-        let other = try ledger.reserve(.init(tenant: "t", session: "s2", amountNanoUSD: 900, sessionCapNanoUSD: 1_000, tenantCapNanoUSD: 2_000))
-        ledger.settle(other, actualNanoUSD: 900)
+        let other = try await ledger.reserve(.init(tenant: "t", session: "s2", amountNanoUSD: 900, sessionCapNanoUSD: 1_000, tenantCapNanoUSD: 2_000))
+        await ledger.settle(other, actualNanoUSD: 900)
         do {
-            _ = try ledger.reserve(.init(tenant: "t", session: "s3", amountNanoUSD: 900, sessionCapNanoUSD: 1_000, tenantCapNanoUSD: 2_000))
+            _ = try await ledger.reserve(.init(tenant: "t", session: "s3", amountNanoUSD: 900, sessionCapNanoUSD: 1_000, tenantCapNanoUSD: 2_000))
             Issue.record("the tenant cap was crossed")
         } catch let exceeded as BudgetExceeded {
             #expect(exceeded.scope == .tenant)

@@ -33,7 +33,7 @@ import Testing
         let writer = Task { try await tracker.flush() }  // takes the whole queue
         while tracker.pending > 0 { await Task.yield() }
         try await tracker.flush()  // finds the queue empty: must wait for the writer's commit
-        #expect(try tracker.summary(hours: 1).first?.calls == n)
+        #expect(try await tracker.summary(hours: 1).first?.calls == n)
         #expect(try await writer.value == n)
     }
 
@@ -55,7 +55,7 @@ import Testing
 
         // A fresh tracker on the same file reads what was stored.
         let reopened = try UsageTracker(path: dir + "/usage.sqlite", logger: logger)
-        let rows = try reopened.summary(hours: 1)
+        let rows = try await reopened.summary(hours: 1)
         #expect(rows.count == 1)
         let row = try #require(rows.first)
         #expect(row.calls == n)
@@ -64,7 +64,7 @@ import Testing
         #expect(row.cacheReadTokens == Int64((0..<n).reduce(0) { $0 + $1 % 3 }))
         #expect(row.costNanoUSD == Int64(n * (n - 1) / 2))
         #expect(abs(row.successRate - 0.9) < 1e-9)
-        #expect(try reopened.sessionSpend(tenant: "acme", session: "s1").calls == n)
+        #expect(try await reopened.sessionSpend(tenant: "acme", session: "s1").calls == n)
     }
 
     @Test func summariesFilterByTenantUserEngineAndWindowAndCountUnpricedApart() async throws {
@@ -77,18 +77,18 @@ import Testing
         tracker.record(Self.record(5, cost: .priced(nanoUSD: 500), timestamp: now - 3 * 3_600_000))  // three hours ago
         try await tracker.flush()
 
-        let acme = try tracker.summary(hours: 1, tenant: "acme")
+        let acme = try await tracker.summary(hours: 1, tenant: "acme")
         #expect(acme.map(\.engine) == ["anthropic", "openai"])
         #expect(acme.first { $0.engine == "openai" }?.costNanoUSD == 300)
         #expect(acme.first { $0.engine == "anthropic" }?.unpricedCalls == 1)
         #expect(acme.first { $0.engine == "anthropic" }?.costNanoUSD == 0, "an unpriced call adds nothing, and is counted apart")
-        #expect(try tracker.summary(hours: 1, tenant: "acme", user: "bob").map(\.calls) == [1])
-        #expect(try tracker.summary(hours: 1, engine: "openai").reduce(0) { $0 + $1.calls } == 3, "both tenants' openai calls")
-        #expect(try tracker.summary(hours: 4, tenant: "acme").reduce(0) { $0 + $1.calls } == 4, "the older call is inside 4 hours")
+        #expect(try await tracker.summary(hours: 1, tenant: "acme", user: "bob").map(\.calls) == [1])
+        #expect(try await tracker.summary(hours: 1, engine: "openai").reduce(0) { $0 + $1.calls } == 3, "both tenants' openai calls")
+        #expect(try await tracker.summary(hours: 4, tenant: "acme").reduce(0) { $0 + $1.calls } == 4, "the older call is inside 4 hours")
 
-        #expect(try tracker.sessionSpend(tenant: "acme", session: "s1") == Spend(calls: 4, costNanoUSD: 800, unpricedCalls: 1))
-        #expect(try tracker.tenantSpend(tenant: "other", from: now - 60_000, to: now + 60_000) == Spend(calls: 1, costNanoUSD: 400, unpricedCalls: 0))
-        #expect(try tracker.tenantSpend(tenant: "nobody", from: 0, to: now) == Spend(calls: 0, costNanoUSD: 0, unpricedCalls: 0))
+        #expect(try await tracker.sessionSpend(tenant: "acme", session: "s1") == Spend(calls: 4, costNanoUSD: 800, unpricedCalls: 1))
+        #expect(try await tracker.tenantSpend(tenant: "other", from: now - 60_000, to: now + 60_000) == Spend(calls: 1, costNanoUSD: 400, unpricedCalls: 0))
+        #expect(try await tracker.tenantSpend(tenant: "nobody", from: 0, to: now) == Spend(calls: 0, costNanoUSD: 0, unpricedCalls: 0))
     }
 
     @Test func aFullQueueDropsAndCountsNeverBlocks() async throws {
@@ -98,19 +98,19 @@ import Testing
         #expect(tracker.pending == 10)
         #expect(tracker.recent.map(\.requestID) == ["r11", "r12", "r13", "r14"], "the ring keeps the latest, oldest first")
         #expect(try await tracker.flush() == 10)
-        #expect(try tracker.summary(hours: 1).first?.calls == 10)
+        #expect(try await tracker.summary(hours: 1).first?.calls == 10)
     }
 
     @Test func aFailedWriteKeepsItsRecordsQueued() async throws {
         let tracker = try UsageTracker(path: dir + "/usage.sqlite", logger: logger, batchSize: 100)
         for i in 0..<250 { tracker.record(Self.record(i)) }
         // The table is away: the write fails, and nothing is lost.
-        try await tracker.pool.write { try $0.execute(sql: "ALTER TABLE usage RENAME TO usage_away") }
+        try await (tracker.store as! SQLiteUsageStore).pool.write { try $0.execute(sql: "ALTER TABLE usage RENAME TO usage_away") }
         await #expect(throws: (any Error).self) { try await tracker.flush() }
         #expect(tracker.pending == 250)
-        try await tracker.pool.write { try $0.execute(sql: "ALTER TABLE usage_away RENAME TO usage") }
+        try await (tracker.store as! SQLiteUsageStore).pool.write { try $0.execute(sql: "ALTER TABLE usage_away RENAME TO usage") }
         #expect(try await tracker.flush() == 250)
-        #expect(try tracker.summary(hours: 1).first?.calls == 250)
+        #expect(try await tracker.summary(hours: 1).first?.calls == 250)
     }
 }
 

@@ -20,6 +20,7 @@ import Foundation
 ///   - `gateway.*`, `auth.*`, `rbac.roles` — see GatewayConfig.swift.
 ///   - `engines.*` — see ``RuntimeConfig/Engines`` (EngineConfig.swift).
 ///   - `events.*`, `tools.*`, `health.*` — see EventsConfig.swift.
+///   - `store.*` — where shared state lives (SQLite or PostgreSQL); see StoreConfig.swift.
 ///   - `rateLimits.requestsPerHour` — `RATE_LIMIT_REQUESTS_PER_HOUR` — integer ≥ 1, `120`.
 ///   - `rateLimits.maxConcurrentSessions` — `MAX_CONCURRENT_SESSIONS` — integer ≥ 1, `10`.
 ///   - `plugins.directory` — `ORION_PLUGINS_D` — path, `plugins.d`.
@@ -49,6 +50,7 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var events = Events()
     public var tools = Tools()
     public var health = Health()
+    public var store = Store()
     /// The document store file; nil means `<dataDirectory>/documents.sqlite`.
     public var documentStorePath: String?
     /// Where the configuration came from, for messages (`defaults` without a file).
@@ -119,7 +121,7 @@ extension RuntimeConfig {
             }
         }
         do {
-            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac", "engines", "events", "tools", "health"])
+            try root.rejectUnknownKeys(["instanceId", "environment", "dataDirectory", "multiTenant", "workspace", "telemetry", "memory", "rateLimits", "plugins", "documents", "gateway", "auth", "rbac", "engines", "events", "tools", "health", "store"])
             try root.mapping("documents").rejectUnknownKeys(["path"])
             try root.mapping("multiTenant").rejectUnknownKeys(["enabled"])
             try root.mapping("workspace").rejectUnknownKeys(["basePath"])
@@ -132,6 +134,7 @@ extension RuntimeConfig {
             try root.mapping("events").rejectUnknownKeys(eventKeyNames)
             try root.mapping("tools").rejectUnknownKeys(toolKeyNames)
             try root.mapping("health").rejectUnknownKeys(healthKeyNames)
+            try root.mapping("store").rejectUnknownKeys(storeKeyNames)
             try root.mapping("rateLimits").rejectUnknownKeys(["requestsPerHour", "maxConcurrentSessions"])
             try root.mapping("plugins").rejectUnknownKeys(["directory", "searchPaths", "cacheDirectory", "watchIntervalSeconds", "defaultTier"])
         } catch {
@@ -192,7 +195,7 @@ extension RuntimeConfig {
     }
 
     /// Every key: the ones below, the memory keys (MemoryConfig.swift) and the gateway keys (GatewayConfig.swift).
-    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys + engineKeys + eventKeys }
+    static var keys: [Key] { coreKeys + memoryKeys + gatewayKeys + engineKeys + eventKeys + storeKeys }
 
     static let coreKeys: [Key] = [
         Key(path: "instanceId", env: "ORION_INSTANCE_ID", requiredInProduction: true) { c, n, _ throws(ConfigError) in

@@ -39,8 +39,9 @@ public struct BudgetAlert: Sendable, Hashable {
 ///
 /// ``reserve(_:)`` admits a call only when what is spent, plus what calls in flight reserved,
 /// plus this call's maximum stays within both caps; ``settle(_:actualNanoUSD:)`` replaces the
-/// reservation with the actual cost. An account is loaded once from the usage records (so a restart
-/// remembers what was spent), then kept in memory.
+/// reservation with the actual cost. On one node an account is loaded once from the usage records
+/// (so a restart remembers what was spent), then kept in memory; with ``SharedBudgets`` (PostgreSQL)
+/// every hold and settlement is a transaction on accounts every node shares.
 public final class BudgetLedger: Sendable {
     struct Key: Hashable, Sendable {
         var tenant: String
@@ -63,6 +64,8 @@ public final class BudgetLedger: Sendable {
         let sessionCap: Int64
         let tenantCap: Int64
         var tier = ""
+        /// The shared store's hold (nil when accounts are kept in this process).
+        var holdID: String?
     }
 
     private let accounts = Mutex<[Key: Account]>([:])
@@ -81,12 +84,17 @@ public final class BudgetLedger: Sendable {
         return start
     }
     let usage: UsageTracker?
+    let shared: (any SharedBudgets)?
     let alertThreshold: Double
     let logger: Logger
     let onAlert: @Sendable (BudgetAlert) -> Void
 
-    public init(usage: UsageTracker?, alertThreshold: Double, logger: Logger, onAlert: @escaping @Sendable (BudgetAlert) -> Void = { _ in }) {
+    public init(
+        usage: UsageTracker?, shared: (any SharedBudgets)? = nil, alertThreshold: Double, logger: Logger,
+        onAlert: @escaping @Sendable (BudgetAlert) -> Void = { _ in }
+    ) {
         self.usage = usage
+        self.shared = shared
         self.alertThreshold = alertThreshold
         self.logger = logger
         self.onAlert = onAlert
@@ -120,14 +128,20 @@ public final class BudgetLedger: Sendable {
     }
 
     /// Holds the call's maximum cost, or throws the cap it would cross.
-    public func reserve(_ request: Request, now: Date = Date()) throws -> Reservation {
+    public func reserve(_ request: Request, now: Date = Date()) async throws -> Reservation {
         let month = currentMonth(now)
         let sessionKey = request.sessionIsSingleCall ? nil : Key(tenant: request.tenant, session: request.session, month: 0)
         let tenantKey = Key(tenant: request.tenant, session: nil, month: month)
+        if let shared {
+            let hold = try await shared.hold(request, monthStart: month, monthEnd: Self.nextMonthStart(month), now: now)
+            return Reservation(
+                session: sessionKey, tenant: tenantKey, amountNanoUSD: request.amountNanoUSD, sessionCap: request.sessionCapNanoUSD,
+                tenantCap: request.tenantCapNanoUSD, tier: request.tier, holdID: hold)
+        }
         // Read what the records say outside the lock; the first loader wins.
         let missing = accounts.withLock { all in (sessionKey.map { all[$0] == nil } ?? false, all[tenantKey] == nil) }
-        let sessionSpent = missing.0 ? try sessionKey.map(spentFromRecords) ?? 0 : 0
-        let tenantSpent = missing.1 ? try spentFromRecords(tenantKey) : 0
+        let sessionSpent = missing.0 ? try await sessionKey.asyncMap(spentFromRecords) ?? 0 : 0
+        let tenantSpent = missing.1 ? try await spentFromRecords(tenantKey) : 0
         let stamp = Int64(now.timeIntervalSince1970)
         return try accounts.withLock { all in
             var session = sessionKey.map { all[$0] ?? Account(spent: sessionSpent, lastUsed: stamp) } ?? Account(spent: 0, lastUsed: stamp)
@@ -159,23 +173,43 @@ public final class BudgetLedger: Sendable {
     }
 
     /// Replaces the reservation with what the call cost (0 for a call that failed or had no price).
-    public func settle(_ reservation: Reservation, actualNanoUSD: Int64) {
-        let alerts = accounts.withLock { all -> [BudgetAlert] in
-            var alerts: [BudgetAlert] = []
-            for (key, cap) in [(reservation.session, reservation.sessionCap), (reservation.tenant, reservation.tenantCap)] {
-                guard let key, var account = all[key] else { continue }
-                account.reserved = max(0, account.reserved - reservation.amountNanoUSD)
-                let before = account.spent
-                account.spent += actualNanoUSD
-                all[key] = account
-                let line = Int64((Double(cap) * alertThreshold).rounded(.up))
-                if cap > 0, before < line, account.spent >= line {
-                    alerts.append(BudgetAlert(
-                        scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: account.spent,
-                        capNanoUSD: cap, tier: reservation.tier))
+    public func settle(_ reservation: Reservation, actualNanoUSD: Int64) async {
+        var alerts: [BudgetAlert] = []
+        func check(_ key: Key, cap: Int64, before: Int64, after: Int64) {
+            let line = Int64((Double(cap) * alertThreshold).rounded(.up))
+            if cap > 0, before < line, after >= line {
+                alerts.append(BudgetAlert(
+                    scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: after,
+                    capNanoUSD: cap, tier: reservation.tier))
+            }
+        }
+        if let shared, let hold = reservation.holdID {
+            do {
+                let settled = try await shared.settle(
+                    holdID: hold, tenant: reservation.tenant.tenant, session: reservation.session?.session, monthStart: reservation.tenant.month,
+                    actualNanoUSD: actualNanoUSD)
+                for account in settled {
+                    let key = account.session == nil ? reservation.tenant : reservation.session
+                    guard let key else { continue }
+                    check(key, cap: key.session == nil ? reservation.tenantCap : reservation.sessionCap, before: account.spentBefore, after: account.spentAfter)
+                }
+            } catch {
+                // The hold keeps counting until it expires (store.budgetHoldSeconds); the usage
+                // record of the call is written apart from it.
+                Counter(label: "orion_budget_settle_failures_total").increment()
+                logger.error("a budget settlement was not written", metadata: ["orion.tenant": "\(reservation.tenant.tenant)", "orion.error": "\(error)"])
+            }
+        } else {
+            accounts.withLock { all in
+                for (key, cap) in [(reservation.session, reservation.sessionCap), (reservation.tenant, reservation.tenantCap)] {
+                    guard let key, var account = all[key] else { continue }
+                    account.reserved = max(0, account.reserved - reservation.amountNanoUSD)
+                    let before = account.spent
+                    account.spent += actualNanoUSD
+                    all[key] = account
+                    check(key, cap: cap, before: before, after: account.spent)
                 }
             }
-            return alerts
         }
         for alert in alerts {
             Counter(label: "orion_budget_alerts_total", dimensions: [("scope", alert.scope.rawValue)]).increment()
@@ -194,10 +228,10 @@ public final class BudgetLedger: Sendable {
         accounts.withLock { $0[Key(tenant: tenant, session: session, month: 0)]?.spent }
     }
 
-    func spentFromRecords(_ key: Key) throws -> Int64 {
+    func spentFromRecords(_ key: Key) async throws -> Int64 {
         guard let usage else { return 0 }
-        if let session = key.session { return try usage.sessionSpend(tenant: key.tenant, session: session).costNanoUSD }
-        return try usage.tenantSpend(tenant: key.tenant, from: key.month * 1000, to: Self.nextMonthStart(key.month) * 1000).costNanoUSD
+        if let session = key.session { return try await usage.sessionSpend(tenant: key.tenant, session: session).costNanoUSD }
+        return try await usage.tenantSpend(tenant: key.tenant, from: key.month * 1000, to: Self.nextMonthStart(key.month) * 1000).costNanoUSD
     }
 
     /// Accounts idle for an hour with nothing reserved: their records were written long ago, so
@@ -221,5 +255,13 @@ public final class BudgetLedger: Sendable {
     static func nextMonthStart(_ start: Int64) -> Int64 {
         let date = Date(timeIntervalSince1970: TimeInterval(start))
         return Int64(utc.date(byAdding: .month, value: 1, to: date)!.timeIntervalSince1970)  // adding a month always works
+    }
+}
+
+extension Optional {
+    /// `map` with an async transform.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

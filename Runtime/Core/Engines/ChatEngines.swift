@@ -14,8 +14,13 @@ public struct EngineAccount: Sendable, Hashable {
     /// True when the caller named no session: the session is this call alone (its cap bounds the
     /// call; only the tenant's cap spans calls).
     public var isSingleCallSession: Bool
+    /// The tenant's own monthly cap, which replaces its tier's when set.
+    public var tenantCapUSD: Double?
 
-    public init(tier: String, tenant: String, user: String, session: String, requestID: String, isSingleCallSession: Bool = false) {
+    public init(
+        tier: String, tenant: String, user: String, session: String, requestID: String, isSingleCallSession: Bool = false, tenantCapUSD: Double? = nil
+    ) {
+        self.tenantCapUSD = tenantCapUSD
         self.tier = tier
         self.tenant = tenant
         self.user = user
@@ -52,11 +57,12 @@ public final class ChatEngines: Sendable {
     let logger: Logger
 
     /// `events` receives each `budget_alert`.
-    public init(registry: Registry, usage: UsageTracker?, config: RuntimeConfig, logger: Logger, events: EventHub? = nil) {
+    /// `shared`: budget accounts every node shares (nil: kept in this process).
+    public init(registry: Registry, usage: UsageTracker?, shared: (any SharedBudgets)? = nil, config: RuntimeConfig, logger: Logger, events: EventHub? = nil) {
         self.registry = registry
         self.prices = PriceBook(registry: registry, logger: logger)
         self.usage = usage
-        self.budgets = BudgetLedger(usage: usage, alertThreshold: config.telemetry.alertThreshold, logger: logger) { alert in
+        self.budgets = BudgetLedger(usage: usage, shared: shared, alertThreshold: config.telemetry.alertThreshold, logger: logger) { alert in
             var payload: [String: Any] = [
                 "scope": alert.scope.rawValue, "spentUsd": Double(alert.spentNanoUSD) / 1e9, "capUsd": Double(alert.capNanoUSD) / 1e9,
                 "threshold": config.telemetry.alertThreshold,
@@ -118,7 +124,7 @@ public final class ChatEngines: Sendable {
         let requested = original.model
         var request = original
         let maxOutput = request.boundOutput(default: config.engines.defaultMaxTokens)
-        let reservation = try reserve(request, maxOutput: maxOutput, routes: routes, requested: requested, caller: caller)
+        let reservation = try await reserve(request, maxOutput: maxOutput, routes: routes, requested: requested, caller: caller)
         var failures: [String] = []
         var rateLimited = true
         // What failed attempts may still cost: a call cut at the deadline keeps running (and
@@ -139,7 +145,7 @@ public final class ChatEngines: Sendable {
             switch outcome {
             case .answered(let body, let object, let completionBytes, let tools):
                 breakers.record(route.instance, success: true)
-                return finish(
+                return await finish(
                     body: body, object: object, streamed: onChunk != nil, request: request, completionBytes: completionBytes, tools: tools,
                     route: route, model: model, caller: caller, reservation: reservation, latency: latency, fallbacks: index, taskType: taskType,
                     alreadyCharged: charged)
@@ -161,24 +167,29 @@ public final class ChatEngines: Sendable {
                 logger.warning(
                     "engine call failed", metadata: ["orion.engine": "\(route.instance)", "orion.model": "\(model)", "orion.error": "\(error)"])
                 if isCallersFault || emitted {
-                    budgets.settle(reservation, actualNanoUSD: charged)
+                    await budgets.settle(reservation, actualNanoUSD: charged)
                     throw EngineError(isCallersFault ? .invalidRequest : .unavailable, "engine '\(route.instance)': \(error.message)")
                 }
                 failures.append("'\(route.instance)': \(error.message)")
             }
         }
-        budgets.settle(reservation, actualNanoUSD: charged)
+        await budgets.settle(reservation, actualNanoUSD: charged)
         let summary = "no engine could answer model '\(requested.isEmpty ? "(default)" : requested)': \(failures.joined(separator: "; "))"
         throw EngineError(rateLimited && !failures.isEmpty ? .rateLimited : .unavailable, summary)
     }
 
+    /// The caller's monthly cap: its tenant's own, or else its tier's.
+    func monthlyCapUSD(_ caller: EngineAccount) -> Double {
+        caller.tenantCapUSD ?? registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0
+    }
+
     /// Holds the most the call could cost on the dearest of its routes.
-    private func reserve(_ request: ChatPayload, maxOutput: Int, routes: [ModelRoute], requested: String, caller: EngineAccount) throws(EngineError) -> BudgetLedger.Reservation {
+    private func reserve(_ request: ChatPayload, maxOutput: Int, routes: [ModelRoute], requested: String, caller: EngineAccount) async throws(EngineError) -> BudgetLedger.Reservation {
         let bound = TokenCounts(input: request.promptTokenBound, output: Int64(maxOutput))
         let most = routes.compactMap { prices.lookUp(tier: caller.tier, model: $0.model ?? requested, tokens: bound).nanoUSD }.max() ?? 0
-        let tierCap = registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0
+        let tierCap = monthlyCapUSD(caller)
         do {
-            return try budgets.reserve(.init(
+            return try await budgets.reserve(.init(
                 tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
                 sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD), tenantCapNanoUSD: Self.nano(tierCap),
                 sessionIsSingleCall: caller.isSingleCallSession, tier: caller.tier))
@@ -247,14 +258,14 @@ public final class ChatEngines: Sendable {
         body: Data, object: [String: Any]?, streamed: Bool, request: ChatPayload, completionBytes: Int, tools: [String], route: ModelRoute,
         model: String, caller: EngineAccount, reservation: BudgetLedger.Reservation, latency: Double, fallbacks: Int, taskType: String,
         alreadyCharged: Int64
-    ) -> EngineAnswer {
+    ) async -> EngineAnswer {
         var answer = object ?? [:]
         let providerUsage = streamed ? answer : answer["usage"]
         let provided = ChatUsage.read(providerUsage)
         let usage = provided ?? ChatUsage.estimate(prompt: request, completionBytes: completionBytes)
         let priced = (answer["model"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? model
         let cost = prices.cost(tier: caller.tier, model: priced, tokens: usage.tokens)
-        budgets.settle(reservation, actualNanoUSD: (cost.nanoUSD ?? 0) + alreadyCharged)
+        await budgets.settle(reservation, actualNanoUSD: (cost.nanoUSD ?? 0) + alreadyCharged)
         record(caller: caller, engine: route.instance, model: priced, latency: latency, success: true, usage: usage, cost: cost, tools: tools, taskType: taskType)
         let out: Data
         if streamed {

@@ -20,10 +20,10 @@ extension ChatEngines {
         let most = routes.compactMap { prices.lookUp(tier: caller.tier, model: $0.model ?? model, tokens: bound).nanoUSD }.max() ?? 0
         let reservation: BudgetLedger.Reservation
         do {
-            reservation = try budgets.reserve(.init(
+            reservation = try await budgets.reserve(.init(
                 tenant: caller.tenant, session: caller.session, amountNanoUSD: most,
                 sessionCapNanoUSD: Self.nano(config.telemetry.defaultCostCapUSD),
-                tenantCapNanoUSD: Self.nano(registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0), sessionIsSingleCall: caller.isSingleCallSession))
+                tenantCapNanoUSD: Self.nano(monthlyCapUSD(caller)), sessionIsSingleCall: caller.isSingleCallSession))
         } catch let exceeded as BudgetExceeded {
             throw EngineError(.budgetExceeded, exceeded.description, budget: exceeded)
         } catch {
@@ -45,7 +45,7 @@ extension ChatEngines {
                 let usage = (provided?["prompt_tokens"] as? Int).map { ChatUsage(tokens: TokenCounts(input: Int64($0)), estimated: false) }
                     ?? ChatUsage(tokens: TokenCounts(input: Int64(texts.reduce(0) { $0 + ($1.utf8.count + 3) / 4 })), estimated: true)
                 let cost = prices.cost(tier: caller.tier, model: target, tokens: usage.tokens)
-                budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
+                await budgets.settle(reservation, actualNanoUSD: cost.nanoUSD ?? 0)
                 self.usage?.record(UsageRecord(
                     requestID: caller.requestID, sessionID: caller.session, tenant: caller.tenant, user: caller.user, engine: route.instance,
                     model: target, tokens: usage.tokens, cost: cost, latencyMilliseconds: latency, taskType: "embedding", estimated: usage.estimated))
@@ -58,13 +58,13 @@ extension ChatEngines {
                     model: target, tokens: TokenCounts(), cost: .priced(nanoUSD: 0),
                     latencyMilliseconds: Self.milliseconds(ContinuousClock.now - started), taskType: "embedding", success: false))
                 if failure.code == .invalidArgument {
-                    budgets.settle(reservation, actualNanoUSD: 0)
+                    await budgets.settle(reservation, actualNanoUSD: 0)
                     throw EngineError(.invalidRequest, "engine '\(route.instance)': \(failure.message)")
                 }
                 failures.append("'\(route.instance)': \(failure.message)")
             }
         }
-        budgets.settle(reservation, actualNanoUSD: 0)
+        await budgets.settle(reservation, actualNanoUSD: 0)
         throw EngineError(.unavailable, "no engine could embed with model '\(model)': \(failures.joined(separator: "; "))")
     }
 

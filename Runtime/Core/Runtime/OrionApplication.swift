@@ -17,6 +17,9 @@ public struct OrionApplication: Sendable {
     /// Engine-call records (`telemetry.usageDbPath`); nil when `telemetry.enabled` is off. Its
     /// writer runs as one of ``services`` and flushes at graceful shutdown.
     public let usage: UsageTracker?
+    /// Tenants, usage records, budgets and idempotency keys: SQLite files on one node, or the
+    /// PostgreSQL database every node shares (`store.*`).
+    public let state: SharedState
     /// Chat and embeddings through the tiers' engines, with budgets, breakers and usage records.
     public let engines: ChatEngines
     /// Lifecycle events to connectors and live subscribers.
@@ -46,9 +49,11 @@ public struct OrionApplication: Sendable {
         }
         let interval = config.plugins.watchIntervalSeconds > 0 ? Duration.milliseconds(Int64(config.plugins.watchIntervalSeconds * 1000)) : nil
         let reloader = PluginReloadService(runtime: runtime, interval: interval, logger: logger)
-        let usage = config.telemetry.enabled ? try UsageTracker(path: config.resolvedUsageDBPath, logger: logger) : nil
+        let state = try await SharedState.open(config: config, logger: logger)
+        logger.info("shared state opened", metadata: ["orion.store": "\(state.backend)"])
+        let usage = state.usage.map { UsageTracker(store: $0, logger: logger) }
         let events = EventHub(registry: runtime.registry, config: config, logger: logger)
-        let engines = ChatEngines(registry: runtime.registry, usage: usage, config: config, logger: logger, events: events)
+        let engines = ChatEngines(registry: runtime.registry, usage: usage, shared: state.budgets, config: config, logger: logger, events: events)
         let memory = MemoryBank(
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled,
@@ -63,8 +68,10 @@ public struct OrionApplication: Sendable {
             path: (config.dataDirectory as NSString).appendingPathComponent("health.sqlite"), config: config, logger: logger
         ) { await sampler.sample() }
         let app = OrionApplication(
-            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs, usage: usage, engines: engines, events: events,
-            tools: tools, health: health, startupReport: report, services: [reloader, health] + (usage.map { [$0] } ?? []), logger: logger)
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs, usage: usage, state: state, engines: engines,
+            events: events, tools: tools, health: health, startupReport: report,
+            // The store's services come first, so they stop last (after the usage writer's last flush).
+            services: state.services + [reloader, health] + (usage.map { [$0] } ?? []), logger: logger)
         sampler.app.withLock { $0 = app }
         return app
     }

@@ -22,11 +22,11 @@ public struct TenantError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// The tenant store: one SQLite table in `<dataDirectory>/tenants.sqlite`.
-public final class TenantStore: Sendable {
+/// The tenant store of one node: one SQLite table in `<dataDirectory>/tenants.sqlite`.
+public final class TenantStore: TenantDirectory {
     let pool: DatabasePool
     /// Called with a tenant id after every change (the gateway drops its cached resolution).
-    private let observers = Mutex<[@Sendable (String) -> Void]>([])
+    private let observers = Mutex<[@Sendable (String?) -> Void]>([])
 
     public init(path: String) throws {
         pool = try SQLiteFile.pool(at: path)
@@ -53,25 +53,20 @@ public final class TenantStore: Sendable {
             && id.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) }
     }
 
-    public func tenant(id: String) throws -> Tenant? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant) }
+    public func tenant(id: String) async throws -> Tenant? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant) }
     }
 
-    public func all() throws -> [Tenant] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY id").map(Self.tenant) }
+    public func all() async throws -> [Tenant] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY id").map(Self.tenant) }
     }
 
     /// Creates or updates a tenant.
     @discardableResult
-    public func upsert(id: String, name: String, tier: String, costCapUSD: Double? = nil) throws -> Tenant {
-        guard Self.isValidID(id) else {
-            throw TenantError(message: "tenant id '\(id)' is invalid: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")
-        }
-        if let costCapUSD, !(costCapUSD >= 0 && costCapUSD.isFinite) {
-            throw TenantError(message: "a cost cap must be a number ≥ 0, got \(costCapUSD)")
-        }
+    public func upsert(id: String, name: String, tier: String, costCapUSD: Double? = nil) async throws -> Tenant {
+        try Self.validate(id: id, costCapUSD: costCapUSD)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let tenant = try pool.write { db in
+        let tenant = try await pool.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO tenants (id, name, tier, cost_cap_usd, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -87,20 +82,30 @@ public final class TenantStore: Sendable {
     }
 
     /// Creates a tenant unless one with this id exists; returns the stored one either way.
-    public func createIfMissing(id: String, name: String, tier: String) throws -> Tenant {
-        if let existing = try tenant(id: id) { return existing }
+    public func createIfMissing(id: String, name: String, tier: String) async throws -> Tenant {
+        if let existing = try await tenant(id: id) { return existing }
+        try Self.validate(id: id, costCapUSD: nil)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try pool.write { db in
+        try await pool.write { db in
             try db.execute(
                 sql: "INSERT OR IGNORE INTO tenants (id, name, tier, cost_cap_usd, created_at, updated_at) VALUES (?, ?, ?, NULL, ?, ?)",
                 arguments: [id, name, tier, now, now])
         }
         // Inserted just above, or by a concurrent caller.
-        return try tenant(id: id)!
+        return try await tenant(id: id)!
     }
 
-    /// Registers a callback run with a tenant id after every change.
-    public func onChange(_ observer: @escaping @Sendable (String) -> Void) {
+    /// Throws what is wrong with a tenant's id or cost cap.
+    static func validate(id: String, costCapUSD: Double?) throws {
+        guard isValidID(id) else {
+            throw TenantError(message: "tenant id '\(id)' is invalid: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")
+        }
+        if let costCapUSD, !(costCapUSD >= 0 && costCapUSD.isFinite) {
+            throw TenantError(message: "a cost cap must be a number ≥ 0, got \(costCapUSD)")
+        }
+    }
+
+    public func onChange(_ observer: @escaping @Sendable (String?) -> Void) {
         observers.withLock { $0.append(observer) }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// One row of a usage summary: the calls of one engine and model.
 public struct UsageSummaryRow: Sendable, Hashable, Codable {
@@ -37,50 +36,17 @@ extension UsageTracker {
     public func summary(
         hours: Double, tenant: String? = nil, user: String? = nil, engine: String? = nil,
         now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
-    ) throws -> [UsageSummaryRow] {
-        var conditions = ["ts >= ?"]
-        var arguments: [any DatabaseValueConvertible] = [now - Int64(hours * 3_600_000)]
-        for (column, value) in [("tenant", tenant), ("user_id", user), ("engine", engine)] {
-            guard let value else { continue }
-            conditions.append("\(column) = ?")
-            arguments.append(value)
-        }
-        return try pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT engine, model, COUNT(*) AS calls, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
-                        SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
-                        COALESCE(SUM(cost_nano), 0) AS cost, SUM(cost_nano IS NULL) AS unpriced, AVG(latency_ms) AS latency, AVG(success) AS success
-                    FROM usage WHERE \(conditions.joined(separator: " AND "))
-                    GROUP BY engine, model ORDER BY engine, model
-                    """,
-                arguments: StatementArguments(arguments)
-            ).map { row in
-                UsageSummaryRow(
-                    engine: row["engine"], model: row["model"], calls: row["calls"], inputTokens: row["input"], outputTokens: row["output"],
-                    cacheReadTokens: row["cache_read"], cacheWriteTokens: row["cache_write"], costNanoUSD: row["cost"],
-                    unpricedCalls: row["unpriced"], averageLatencyMilliseconds: row["latency"], successRate: row["success"])
-            }
-        }
+    ) async throws -> [UsageSummaryRow] {
+        try await store.summary(since: now - Int64(hours * 3_600_000), tenant: tenant, user: user, engine: engine)
     }
 
     /// What one session of a tenant has spent so far (written records).
-    public func sessionSpend(tenant: String, session: String) throws -> Spend {
-        try spend(sql: "tenant = ? AND session_id = ?", [tenant, session])
+    public func sessionSpend(tenant: String, session: String) async throws -> Spend {
+        try await store.spend(tenant: tenant, session: session)
     }
 
     /// What a tenant spent in [from, to) (Unix epoch milliseconds).
-    public func tenantSpend(tenant: String, from: Int64, to: Int64) throws -> Spend {
-        try spend(sql: "tenant = ? AND ts >= ? AND ts < ?", [tenant, from, to])
-    }
-
-    func spend(sql condition: String, _ arguments: [any DatabaseValueConvertible]) throws -> Spend {
-        try pool.read { db in
-            let row = try Row.fetchOne(
-                db, sql: "SELECT COUNT(*) AS calls, COALESCE(SUM(cost_nano), 0) AS cost, SUM(cost_nano IS NULL) AS unpriced FROM usage WHERE \(condition)",
-                arguments: StatementArguments(arguments))
-            return Spend(calls: row?["calls"] ?? 0, costNanoUSD: row?["cost"] ?? 0, unpricedCalls: row?["unpriced"] ?? 0)
-        }
+    public func tenantSpend(tenant: String, from: Int64, to: Int64) async throws -> Spend {
+        try await store.spend(tenant: tenant, from: from, to: to)
     }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import GRDB
-import GRDBSQLite
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -50,12 +48,12 @@ public struct UsageRecord: Sendable, Hashable {
 /// Records engine calls without making a request wait for the disk.
 ///
 /// ``record(_:)`` appends to a ring of recent records (for fast reads) and to a bounded queue, under
-/// a lock, and returns. One writer drains the queue in batches, each batch one SQLite transaction
-/// (WAL), on a thread of its own. As a `Service` it writes until graceful shutdown, then writes
+/// a lock, and returns. One writer drains the queue in batches, each batch one transaction of its
+/// ``UsageStore`` (SQLite on one node, PostgreSQL across nodes). As a `Service` it writes until graceful shutdown, then writes
 /// what is left. A record that finds the queue full is dropped, counted
 /// (`orion_usage_dropped_total`, ``droppedCount``) and logged — never silently.
 public final class UsageTracker: Service, Sendable {
-    public let pool: DatabasePool
+    public let store: any UsageStore
     let logger: Logger
     let queueCapacity: Int
     let ringCapacity: Int
@@ -71,33 +69,18 @@ public final class UsageTracker: Service, Sendable {
         var lastDropLog: Int64 = 0
     }
     private let state = Mutex(State())
-    private let writes = DispatchQueue(label: "orion.usage.writer")
 
-    public init(path: String, logger: Logger, queueCapacity: Int = 100_000, ringCapacity: Int = 1_000, batchSize: Int = 5_000) throws {
-        // A 64 MB page cache, so the indexes of a large table stay in memory; commits are not synced
-        // one by one (usage telemetry: a power loss may cost the last batches, a crash none).
-        pool = try SQLiteFile.pool(at: path, cacheMegabytes: 64, syncEveryCommit: false)
+    /// A tracker over the SQLite file at `path` (one node).
+    public convenience init(path: String, logger: Logger, queueCapacity: Int = 100_000, ringCapacity: Int = 1_000, batchSize: Int = 5_000) throws {
+        try self.init(store: SQLiteUsageStore(path: path), logger: logger, queueCapacity: queueCapacity, ringCapacity: ringCapacity, batchSize: batchSize)
+    }
+
+    public init(store: any UsageStore, logger: Logger, queueCapacity: Int = 100_000, ringCapacity: Int = 1_000, batchSize: Int = 5_000) {
+        self.store = store
         self.logger = logger
         self.queueCapacity = max(1, queueCapacity)
         self.ringCapacity = max(1, ringCapacity)
         self.batchSize = max(1, batchSize)
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE IF NOT EXISTS usage (
-                        id INTEGER PRIMARY KEY,
-                        request_id TEXT NOT NULL, session_id TEXT NOT NULL, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
-                        engine TEXT NOT NULL, model TEXT NOT NULL,
-                        input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-                        cache_read_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL,
-                        cost_nano INTEGER, unpriced_reason TEXT,
-                        latency_ms REAL NOT NULL, tools TEXT NOT NULL, task_type TEXT NOT NULL,
-                        success INTEGER NOT NULL, estimated INTEGER NOT NULL, ts INTEGER NOT NULL
-                    );
-                    CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);
-                    CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
-                    """)
-        }
     }
 
     // MARK: The request path
@@ -211,56 +194,8 @@ public final class UsageTracker: Service, Sendable {
         logger.info("usage records flushed at shutdown", metadata: ["orion.usage.written": "\(last)"])
     }
 
-    /// One transaction for `batch`, on the writer's own thread (not the cooperative pool), through
-    /// one prepared statement bound with SQLite's own calls.
     func write(_ chunks: [[UsageRecord]]) async throws {
-        let pool = self.pool
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            writes.async {
-                continuation.resume(with: Result {
-                    try pool.write { db in
-                        let statement = try db.makeStatement(sql: Self.insert)
-                        let handle = statement.sqliteStatement
-                        for r in chunks.joined() {
-                            sqlite3_reset(handle)
-                            var reason: String?
-                            if case .unpriced(let why) = r.cost { reason = why }
-                            let texts = [r.requestID, r.sessionID, r.tenant, r.user, r.engine, r.model]
-                            for (offset, text) in texts.enumerated() { Self.bind(handle, Int32(offset + 1), text) }
-                            sqlite3_bind_int64(handle, 7, r.tokens.input)
-                            sqlite3_bind_int64(handle, 8, r.tokens.output)
-                            sqlite3_bind_int64(handle, 9, r.tokens.cacheRead)
-                            sqlite3_bind_int64(handle, 10, r.tokens.cacheWrite)
-                            if let nano = r.cost.nanoUSD { sqlite3_bind_int64(handle, 11, nano) } else { sqlite3_bind_null(handle, 11) }
-                            if let reason { Self.bind(handle, 12, reason) } else { sqlite3_bind_null(handle, 12) }
-                            sqlite3_bind_double(handle, 13, r.latencyMilliseconds)
-                            Self.bind(handle, 14, r.tools.joined(separator: ","))
-                            Self.bind(handle, 15, r.taskType)
-                            sqlite3_bind_int64(handle, 16, r.success ? 1 : 0)
-                            sqlite3_bind_int64(handle, 17, r.estimated ? 1 : 0)
-                            sqlite3_bind_int64(handle, 18, r.timestamp)
-                            let code = sqlite3_step(handle)
-                            guard code == SQLITE_DONE else {
-                                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                            }
-                        }
-                        sqlite3_reset(handle)
-                    }
-                })
-            }
-        }
-    }
-
-    static let insert = """
-        INSERT INTO usage (request_id, session_id, tenant, user_id, engine, model, input_tokens, output_tokens,
-            cache_read_tokens, cache_write_tokens, cost_nano, unpriced_reason, latency_ms, tools, task_type,
-            success, estimated, ts)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """
-
-    /// Binds `text`; SQLite copies it before returning (SQLITE_TRANSIENT).
-    static func bind(_ handle: OpaquePointer?, _ index: Int32, _ text: String) {
-        sqlite3_bind_text(handle, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        try await store.insert(chunks)
     }
 }
 

@@ -95,7 +95,7 @@ struct TenantMiddleware: RouterMiddleware {
             tenant = cached
         } else {
             let resolver = self.resolver
-            tenant = try await Blocking.run { try resolver.resolve(identity) }
+            tenant = try await resolver.resolve(identity)
         }
         context.tenant = tenant
         context.note.set(tenantID: tenant.tenant.id, tier: tenant.tier.name)
@@ -111,21 +111,25 @@ struct TenantMiddleware: RouterMiddleware {
 
 /// Tenant resolution with a TTL cache.
 public final class TenantResolver: Sendable {
-    let tenants: TenantStore
+    let tenants: any TenantDirectory
     let registry: Registry
     let config: RuntimeConfig
     let ttl: Double
     private let cache = Mutex<[String: (ResolvedTenant, Double)]>([:])
 
-    public init(tenants: TenantStore, registry: Registry, config: RuntimeConfig) {
+    public init(tenants: any TenantDirectory, registry: Registry, config: RuntimeConfig) {
         self.tenants = tenants
         self.registry = registry
         self.config = config
         self.ttl = config.gateway.tenantCacheTTLSeconds
-        tenants.onChange { [weak self] id in self?.invalidate(id) }
+        // A change on any node (PostgreSQL NOTIFY) or in this process; nil: every entry may be stale.
+        tenants.onChange { [weak self] id in
+            if let id { self?.invalidate(id) } else { self?.invalidateAll() }
+        }
     }
 
     public func invalidate(_ id: String) { cache.withLock { _ = $0.removeValue(forKey: id) } }
+    public func invalidateAll() { cache.withLock { $0.removeAll() } }
 
     /// The cached resolution of `tenantID`, while fresh.
     func cached(_ tenantID: String) -> ResolvedTenant? {
@@ -134,16 +138,16 @@ public final class TenantResolver: Sendable {
         return cached
     }
 
-    /// Resolves from the tenant store (blocking: SQLite, and the workspace directory).
-    func resolve(_ identity: Identity) throws -> ResolvedTenant {
+    /// Resolves from the tenant store, and makes the tenant's workspace directory.
+    func resolve(_ identity: Identity) async throws -> ResolvedTenant {
         let now = GatewayTelemetry.monotonic()
         if let cached = cached(identity.tenantID) { return cached }
-        var tenant = try tenants.tenant(id: identity.tenantID)
+        var tenant = try await tenants.tenant(id: identity.tenantID)
         if tenant == nil {
             guard config.auth.autoProvisionTenants || !config.multiTenantEnabled else {
                 throw GatewayError(.forbidden, code: "UNKNOWN_TENANT", "tenant '\(identity.tenantID)' does not exist", violation: "auth")
             }
-            tenant = try tenants.createIfMissing(
+            tenant = try await tenants.createIfMissing(
                 id: identity.tenantID, name: "personal tenant of \(identity.userID)", tier: config.plugins.defaultTier)
         }
         // Either found or created just above.

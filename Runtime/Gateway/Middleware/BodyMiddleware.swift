@@ -44,7 +44,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
         encoder.outputFormatting = .sortedKeys
         return (try? encoder.encode(value)) ?? body
     }
-    let store: GatewayStore
+    let store: any IdempotencyStore
     static let header = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
@@ -64,7 +64,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
         // Keys belong to one user of one tenant: another user's key never replays a response.
         let scope = tenant.tenant.id, scopedKey = "\(identity.userID)|\(key)"
         let store = self.store
-        switch try await Blocking.run({ try store.claim(tenant: scope, key: scopedKey, fingerprint: fingerprint) }) {
+        switch try await store.claim(tenant: scope, key: scopedKey, fingerprint: fingerprint) {
         case .mismatch:
             throw GatewayError(.conflict, code: "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request; use a new key")
         case .inProgress:
@@ -79,14 +79,14 @@ struct IdempotencyMiddleware: RouterMiddleware {
             do {
                 let response = try await next(request, context)
                 let code = Int(response.status.code), contentType = response.headers[.contentType], body = context.note.body ?? Data()
-                try await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: code, contentType: contentType, body: body) }
+                try await store.complete(tenant: scope, key: scopedKey, status: code, contentType: contentType, body: body)
                 return response
             } catch let error as GatewayError {
                 let body = try error.body(), code = Int(error.status.code)
-                try await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: code, contentType: "application/json", body: body) }
+                try await store.complete(tenant: scope, key: scopedKey, status: code, contentType: "application/json", body: body)
                 throw error
             } catch {
-                _ = try? await Blocking.run { try store.complete(tenant: scope, key: scopedKey, status: 500, contentType: nil, body: Data()) }
+                try? await store.complete(tenant: scope, key: scopedKey, status: 500, contentType: nil, body: Data())
                 throw error
             }
         }

@@ -151,7 +151,7 @@ struct UpgradeGate: Sendable {
             rbac.allows(identity.roles, permission)
         else { return nil }
         if let cached = resolver.cached(identity.tenantID) { return (identity, cached) }
-        guard let resolved = try? await Blocking.run({ [resolver] in try resolver.resolve(identity) }) else { return nil }
+        guard let resolved = try? await resolver.resolve(identity) else { return nil }
         return (identity, resolved)
     }
 

@@ -35,7 +35,7 @@ struct OpenAIRoutes {
         }
         return EngineAccount(
             tier: tenant.tier.name, tenant: tenant.tenant.id, user: context.identity?.userID ?? "anonymous", session: named ?? "request-\(requestID)",
-            requestID: requestID, isSingleCallSession: named == nil)
+            requestID: requestID, isSingleCallSession: named == nil, tenantCapUSD: tenant.tenant.costCapUSD)
     }
 
     static func readJSON(_ request: Request) async throws -> Data {

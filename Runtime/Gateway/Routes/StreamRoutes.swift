@@ -88,7 +88,7 @@ struct StreamRoutes: Sendable {
         let requestID = UUID().uuidString.lowercased()
         let account = EngineAccount(
             tier: tenant.tier.name, tenant: tenant.tenant.id, user: identity.userID, session: session ?? "request-\(requestID)",
-            requestID: requestID, isSingleCallSession: session == nil)
+            requestID: requestID, isSingleCallSession: session == nil, tenantCapUSD: tenant.tenant.costCapUSD)
         let (chunks, sink) = AsyncStream<Data>.makeStream()
         let stopped = Atomic(false)
         sink.onTermination = { _ in stopped.store(true, ordering: .relaxed) }

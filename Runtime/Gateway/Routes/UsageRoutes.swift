@@ -48,12 +48,8 @@ struct UsageRoutes {
         _ = try await usage.flush()
         let now = Date()
         let monthStart = BudgetLedger.monthStart(now) * 1000
-        let (rows, month) = try await Blocking.run {
-            (
-                try usage.summary(hours: hours, tenant: tenant, user: user, engine: engine),
-                try usage.tenantSpend(tenant: tenant, from: monthStart, to: Int64(now.timeIntervalSince1970 * 1000) + 1)
-            )
-        }
+        let rows = try await usage.summary(hours: hours, tenant: tenant, user: user, engine: engine)
+        let month = try await usage.tenantSpend(tenant: tenant, from: monthStart, to: Int64(now.timeIntervalSince1970 * 1000) + 1)
         let rowObjects: [[String: Any]] = rows.map {
             [
                 "engine": $0.engine, "model": $0.model, "calls": $0.calls, "inputTokens": $0.inputTokens, "outputTokens": $0.outputTokens,
@@ -84,7 +80,7 @@ struct UsageRoutes {
         let usage = try tracker()
         let session = context.parameters.get("session") ?? ""
         _ = try await usage.flush()
-        let spend = try await Blocking.run { try usage.sessionSpend(tenant: tenant.tenant.id, session: session) }
+        let spend = try await usage.sessionSpend(tenant: tenant.tenant.id, session: session)
         let object: [String: Any] = [
             "session": session, "calls": spend.calls, "costUsd": Double(spend.costNanoUSD) / 1e9, "costNanoUsd": spend.costNanoUSD,
             "unpricedCalls": spend.unpricedCalls, "capUsd": engines.sessionCapUSD,

@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The state several nodes share, in one PostgreSQL database (`store.postgresUrl`): tenants, usage
+/// records, budget accounts and idempotency keys. Every query names the tenant it reads or writes,
+/// except the operator's usage summary across tenants and the expiry sweeps.
+///
+/// A tenant change is announced with `NOTIFY orion_tenants` in its transaction; every node listens
+/// on that channel and drops its cached resolution of the tenant (see ``service``).
+public final class PostgresState: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    /// Seconds an unsettled budget hold counts against the caps.
+    let budgetHoldSeconds: Double
+    /// Seconds a stored idempotent response is replayed.
+    let idempotencyTTL: Double
+    private let observers = Mutex<[@Sendable (String?) -> Void]>([])
+    /// The client's connection pool runs in this task from ``connect`` until ``close()``.
+    private let clientTask: Mutex<Task<Void, Never>?>
+
+    /// The channel tenant changes are announced on.
+    static let tenantChannel = "orion_tenants"
+
+    private init(client: PostgresClient, clientTask: Task<Void, Never>, logger: Logger, budgetHoldSeconds: Double, idempotencyTTL: Double) {
+        self.client = client
+        self.clientTask = Mutex(clientTask)
+        self.logger = logger
+        self.budgetHoldSeconds = budgetHoldSeconds
+        self.idempotencyTTL = idempotencyTTL
+    }
+
+    /// Connects, checks that the server answers, and brings the schema up to date.
+    public static func connect(
+        url: RuntimeConfig.PostgresURL, poolSize: Int = 10, budgetHoldSeconds: Double = 900, idempotencyTTL: Double = 86_400, logger: Logger
+    ) async throws -> PostgresState {
+        var configuration = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
+            tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        // One more than the pool: the tenant-change listener holds a connection for as long as it runs.
+        configuration.options.maximumConnections = poolSize + 1
+        configuration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let task = Task { await client.run() }
+        let state = PostgresState(client: client, clientTask: task, logger: logger, budgetHoldSeconds: budgetHoldSeconds, idempotencyTTL: idempotencyTTL)
+        do {
+            try await state.migrate()
+        } catch {
+            state.close()
+            throw StoreError("PostgreSQL at \(url) could not be opened: \(String(reflecting: error))")
+        }
+        return state
+    }
+
+    /// Stops the connection pool (``service`` does it at graceful shutdown).
+    public func close() {
+        clientTask.withLock { $0?.cancel() }
+    }
+
+    /// Listens for tenant changes until graceful shutdown, then closes the pool. Run it with the
+    /// node's services, started before and stopped after everything that uses the store.
+    public var service: any Service { Listener(state: self) }
+
+    struct Listener: Service {
+        let state: PostgresState
+
+        func run() async throws {
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    do {
+                        try await state.client.withConnection { connection in
+                            try await connection.listen(on: PostgresState.tenantChannel) { notifications in
+                                // Changes made while no connection listened were missed: every cached tenant is stale.
+                                state.announce(nil)
+                                for try await notification in notifications { state.announce(notification.payload) }
+                            }
+                        }
+                    } catch {
+                        guard !Task.isCancelled else { break }
+                        state.logger.warning("the tenant-change listener lost its connection; reconnecting", metadata: ["orion.error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+            }
+            state.close()
+        }
+    }
+
+    public func onChange(_ observer: @escaping @Sendable (String?) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func announce(_ tenant: String?) {
+        for observer in observers.withLock({ $0 }) { observer(tenant) }
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Runs `body` in one transaction; an error the body threw (a refused budget, say) comes out
+    /// as itself, not wrapped.
+    func transaction<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        do {
+            return try await client.withTransaction(logger: logger, isolation: isolation, body)
+        } catch let error as PostgresTransactionError {
+            if let thrown = error.closureError, error.rollbackError == nil { throw thrown }
+            throw error
+        }
+    }
+}
+
+/// A store that could not be opened or used, with what to do about it.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
