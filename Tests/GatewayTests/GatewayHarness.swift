@@ -145,7 +145,14 @@ final class GatewayHarness: Sendable {
     }
 
     func send(_ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, raw: Data? = nil, headers: [(String, String)] = []) async throws -> Reply {
-        var request = HTTPClientRequest(url: base + path)
+        try await Self.send(client, base + path, method, token: token, json: json, raw: raw, headers: headers)
+    }
+
+    /// One request to `url` (any server: this gateway, or an `orion serve` process).
+    static func send(
+        _ client: HTTPClient, _ url: String, _ method: HTTPMethod, token: String? = nil, json: Any? = nil, raw: Data? = nil, headers: [(String, String)] = []
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
