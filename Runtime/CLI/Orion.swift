@@ -13,7 +13,7 @@ struct Orion: AsyncParsableCommand {
         abstract: "A plugin runtime for AI-agent platforms.",
         subcommands: [
             Serve.self, TokenCommand.self, Plugins.self, ConfigCommand.self, Ingest.self, Search.self, CostCommand.self, ConnectorsCommand.self,
-            AuditCommand.self, Bench.self,
+            AuditCommand.self, StoreCommand.self, Bench.self,
         ],
         defaultSubcommand: Serve.self)
 }
