@@ -74,7 +74,7 @@ struct ChatRunTests {
         let unpriced = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello"])
         #expect(unpriced.status == 402, "a cap of 0 refuses even a call it cannot price")
         #expect(broke.json["code"] as? String == "BUDGET_EXCEEDED")
-        let run = try gateway.app.runs.record(id: "run-broke", namespace: Namespace.forTenant("acme"))
+        let run = try await gateway.app.runs.record(id: "run-broke", namespace: Namespace.forTenant("acme"))
         #expect(run?.status == .error)
         let noModel = try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "hello", "model": "nope"])
         #expect(noModel.status == 404)

@@ -130,7 +130,7 @@ struct EventStreamTests {
             try await Task.sleep(for: .milliseconds(10))
             cancel = try await gateway.send(.POST, "/v1/runs/plain-1/cancel", token: token)
         }
-        #expect(cancel.status == 202)
+        #expect(cancel.status == 202, "\(cancel.json)")
         let answer = try await chat.value
         #expect(answer.status == 409)
         #expect(answer.json["code"] as? String == "RUN_CANCELLED")

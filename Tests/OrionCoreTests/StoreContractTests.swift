@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import OrionCore
 import OrionTestSupport
@@ -189,6 +190,76 @@ import Testing
             try await ledger.reserve(.init(tenant: "acme", session: "new", amountNanoUSD: 200, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000))
         }
         _ = try await ledger.reserve(.init(tenant: "acme", session: "new", amountNanoUSD: 100, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000))
+        await opened.close()
+    }
+
+    /// The run store of a backend, and the memory database a run's outcome is written to.
+    static func runStore(_ opened: Opened) throws -> (store: any RunStore, memory: DatabasePool) {
+        let documents = try DocumentStore(path: opened.config.dataDirectory + "/documents.sqlite")
+        return (opened.state.runs ?? SQLiteRunStore(pool: documents.pool), documents.pool)
+    }
+
+    static func run(_ id: String, _ namespace: String, at started: Int64) -> RunRecord {
+        RunRecord(
+            id: id, namespace: namespace, session: "s", kind: .chat, intent: "intent of \(id)", retrievedMemoryIDs: ["m1", "m2"], usedMemoryIDs: [],
+            status: .running, degradedReason: nil, startedAt: started, tier: "free", user: "alice")
+    }
+
+    struct WriteFailed: Error {}
+
+    @Test(arguments: Backend.allCases)
+    func runsAreJournaledWholeAndReadOnlyInTheirNamespace(_ backend: Backend) async throws {
+        let opened = try await Self.open(backend)
+        let (runs, memory) = try Self.runStore(opened)
+        try await runs.insert(Self.run("r1", "tenant_a", at: 1_000), node: "n1")
+        try await runs.insert(Self.run("r2", "tenant_a", at: 2_000), node: "n2")
+        try await runs.insert(Self.run("r3", "tenant_b", at: 3_000), node: "n1")
+        await #expect(throws: MemoryError.self, "a run id is used once") { try await runs.insert(Self.run("r1", "tenant_b", at: 4_000), node: "n1") }
+
+        // A closing whose memory write fails keeps nothing of itself.
+        let steps = [
+            RunStep(kind: "retrieve", name: "memory", status: .ok, startedAt: 1_001, durationMs: 1.5, detail: ["hits": "2"]),
+            RunStep(kind: "generate", name: "openai/gpt-4o-mini", status: .ok, startedAt: 1_003, durationMs: 20, detail: [:]),
+        ]
+        let calls = [
+            ToolCallRecord(name: "search", argumentsSHA256: "ab", startedAt: 1_004, durationMs: 3, success: true),
+            ToolCallRecord(name: "fetch", argumentsSHA256: "cd", startedAt: 1_008, durationMs: 4, success: false, error: "timeout"),
+        ]
+        let closing = RunClosing(
+            id: "r1", namespace: "tenant_a", status: .finished, error: nil, outcome: "success", reward: 1, used: ["m2"], endedAt: 1_050, steps: steps,
+            toolCalls: calls)
+        await #expect(throws: WriteFailed.self) { try await runs.close(closing, memory: MemoryWrite(pool: memory) { _ in throw WriteFailed() }) }
+        let untouched = try #require(try await runs.run(id: "r1", namespace: "tenant_a"))
+        #expect(untouched.status == .running && untouched.steps.isEmpty && untouched.toolCalls.isEmpty && untouched.usedMemoryIDs.isEmpty)
+
+        let wrote = SharedFlag()
+        try await runs.close(closing, memory: MemoryWrite(pool: memory) { _ in wrote.set() })
+        #expect(wrote.isSet)
+        let closed = try #require(try await runs.run(id: "r1", namespace: "tenant_a"))
+        #expect(closed.status == .finished && closed.outcome == "success" && closed.reward == 1 && closed.endedAt == 1_050)
+        #expect(closed.retrievedMemoryIDs == ["m1", "m2"] && closed.usedMemoryIDs == ["m2"])
+        #expect(closed.steps == steps && closed.toolCalls == calls)
+        #expect(try await runs.run(id: "r1", namespace: "tenant_b") == nil, "another tenant's run is not found")
+
+        try await runs.setOutcome(id: "r1", namespace: "tenant_a", outcome: "reward", reward: -0.5)
+        try await runs.setNewMemory(id: "r1", namespace: "tenant_a", memoryID: "m9")
+        try await runs.fail(id: "r1", namespace: "tenant_a", message: "the new experience was not stored", endedAt: nil)
+        try await runs.setOutcome(id: "r1", namespace: "tenant_b", outcome: "failure", reward: -1)
+        let noted = try #require(try await runs.run(id: "r1", namespace: "tenant_a"))
+        #expect(noted.outcome == "reward" && noted.reward == -0.5 && noted.newMemoryID == "m9" && noted.status == .finished)
+        #expect(noted.error == "the new experience was not stored")
+
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery()).map(\.id) == ["r2", "r1"], "newest first")
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery(status: .finished)).map(\.id) == ["r1"])
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery(since: 1_500)).map(\.id) == ["r2"])
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery(until: 1_500)).map(\.id) == ["r1"])
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery(limit: 1)).map(\.id) == ["r2"])
+        #expect(try await runs.runs(namespace: "tenant_a", query: RunQuery()).allSatisfy { $0.steps.isEmpty }, "lists carry no steps")
+
+        // A node closes only the runs it left running.
+        #expect(try await runs.closeInterrupted(node: "n1", message: "interrupted", endedAt: 5_000) == 1)
+        #expect(try await runs.run(id: "r3", namespace: "tenant_b")?.status == .error)
+        #expect(try await runs.run(id: "r2", namespace: "tenant_a")?.status == .running)
         await opened.close()
     }
 }

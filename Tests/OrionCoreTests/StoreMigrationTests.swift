@@ -34,6 +34,15 @@ import Testing
         _ = try await keys.claim(tenant: "acme", key: "alice|k1", fingerprint: "f1")
         try await keys.complete(tenant: "acme", key: "alice|k1", status: 201, contentType: "application/json", body: Data("{\"ok\":true}".utf8))
         _ = try await keys.claim(tenant: "beta", key: "bob|k2", fingerprint: "f2")
+        let localRuns = SQLiteRunStore(pool: try DocumentStore(path: config.resolvedDocumentStorePath).pool)
+        try await localRuns.insert(StoreContractTests.run("r1", "tenant_acme", at: now - 5_000), node: "orion-local")
+        try await localRuns.insert(StoreContractTests.run("r2", "tenant_beta", at: now - 4_000), node: "orion-local")
+        try await localRuns.close(
+            RunClosing(
+                id: "r1", namespace: "tenant_acme", status: .finished, error: nil, outcome: "success", reward: 1, used: ["m1"], endedAt: now - 4_500,
+                steps: [RunStep(kind: "generate", name: "openai", status: .ok, startedAt: now - 4_900, durationMs: 12.5, detail: ["tokens": "40"])],
+                toolCalls: [ToolCallRecord(name: "search", argumentsSHA256: "ab", startedAt: now - 4_800, durationMs: 2, success: false, error: "no")]),
+            memory: nil)
 
         let database = try await PostgresDatabase.create()
         let dryRun = try await OrionCommand.run(["store", "migrate", "--config", dir + "/orion.yaml", "--to", database.url, "--dry-run"])
@@ -43,6 +52,7 @@ import Testing
         #expect(migrated.status == 0, "\(migrated.stdout)\(migrated.stderr)")
         #expect(migrated.stdout.contains("tenants: 3 rows") && migrated.stdout.contains("→ 3000 rows in PostgreSQL"))
         #expect(migrated.stdout.contains("idempotency: 2 rows"))
+        #expect(migrated.stdout.contains("runs: 2 rows") && migrated.stdout.contains("run_steps: 1 rows") && migrated.stdout.contains("run_tool_calls: 1 rows"))
 
         let url = try #require(try? RuntimeConfig.PostgresURL.parse(database.url).get())
         let shared = try await PostgresState.connect(url: url, logger: logger)
@@ -56,6 +66,10 @@ import Testing
         }
         #expect(try await shared.claim(tenant: "acme", key: "alice|k1", fingerprint: "f1") == .replay(status: 201, contentType: "application/json", body: Data("{\"ok\":true}".utf8)))
         #expect(try await shared.claim(tenant: "beta", key: "bob|k2", fingerprint: "other") == .mismatch)
+        for (id, namespace) in [("r1", "tenant_acme"), ("r2", "tenant_beta")] {
+            let moved = try await shared.run(id: id, namespace: namespace)
+            #expect(moved != nil && moved == (try await localRuns.run(id: id, namespace: namespace)), "\(id) with its steps and tool calls")
+        }
         // New records continue after the copied ids.
         try await shared.insert([[StoreContractTests.record(1, tenant: "acme")]])
         #expect(try await shared.spend(tenant: "acme", from: 0, to: now + 60_000).calls == 1_001)

@@ -58,7 +58,7 @@ public struct DocumentStoreError: Error, Sendable, CustomStringConvertible {
 /// with exactly what changed since.
 public final class DocumentStore: Sendable {
     public let path: String
-    let pool: DatabasePool
+    public let pool: DatabasePool
     /// key → (namespace, id) for the documents this process wrote or looked up: a key's namespace
     /// and id never change, so entries only go away with their document. About 100 bytes each.
     private let identities = Mutex<[Int64: Identity]>([:])

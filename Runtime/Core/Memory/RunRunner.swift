@@ -109,6 +109,32 @@ public struct RunRecord: Sendable, Hashable {
     public var toolCalls: [ToolCallRecord] = []
 
     public var tenantID: String { Namespace.tenantID(of: namespace) ?? namespace }
+
+    public init(
+        id: String, namespace: String, session: String, kind: RunRequest.Kind, intent: String, retrievedMemoryIDs: [String], usedMemoryIDs: [String],
+        status: Status, outcome: String? = nil, reward: Double? = nil, error: String? = nil, degradedReason: String?, newMemoryID: String? = nil,
+        startedAt: Int64, endedAt: Int64? = nil, tier: String, user: String, steps: [RunStep] = [], toolCalls: [ToolCallRecord] = []
+    ) {
+        self.id = id
+        self.namespace = namespace
+        self.session = session
+        self.kind = kind
+        self.intent = intent
+        self.retrievedMemoryIDs = retrievedMemoryIDs
+        self.usedMemoryIDs = usedMemoryIDs
+        self.status = status
+        self.outcome = outcome
+        self.reward = reward
+        self.error = error
+        self.degradedReason = degradedReason
+        self.newMemoryID = newMemoryID
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.tier = tier
+        self.user = user
+        self.steps = steps
+        self.toolCalls = toolCalls
+    }
 }
 
 /// The one path every run and chat takes: retrieve memories → act → outcome → feedback.
@@ -126,8 +152,12 @@ public final class RunRunner: Sendable {
     public let node: String
     let logger: Logger
     private let active = Mutex<[String: (namespace: String, trace: RunTrace)]>([:])
+    /// Where runs are recorded: this node's memory database, or the store every node shares.
+    public let store: any RunStore
 
-    public init(memory: MemoryBank, events: EventHub? = nil, node: String = "", logger: Logger) {
+    /// `store` nil: runs are kept in the memory database, beside the memories they use.
+    public init(memory: MemoryBank, events: EventHub? = nil, node: String = "", store: (any RunStore)? = nil, logger: Logger) {
+        self.store = store ?? SQLiteRunStore(pool: memory.store.pool)
         self.node = node
         self.memory = memory
         self.events = events
@@ -173,9 +203,20 @@ public final class RunRunner: Sendable {
         }
         let hits = retrieval?.hits ?? []
         let retrieved = hits.map(\.memory.id)
-        try insert(id: id, request: request, retrieved: retrieved, degraded: degraded, started: started)
-        active.withLock { $0[id] = (request.namespace, trace) }
+        // Registered before the record is written: a cancel that finds the record finds the run.
+        let registered = active.withLock { active in
+            guard active[id] == nil else { return false }
+            active[id] = (request.namespace, trace)
+            return true
+        }
+        guard registered else { throw MemoryError(.conflict, "a run with id '\(id)' already exists; a run id is used once") }
         defer { _ = active.withLock { $0.removeValue(forKey: id) } }
+        try await store.insert(
+            RunRecord(
+                id: id, namespace: request.namespace, session: request.session, kind: request.kind, intent: request.intent,
+                retrievedMemoryIDs: retrieved, usedMemoryIDs: [], status: .running, degradedReason: degraded, startedAt: started, tier: request.tier,
+                user: request.user),
+            node: node)
         events?.publish(
             .runStarted, tenantID: tenantID, tier: request.tier, runID: id,
             payload: ["kind": request.kind.rawValue, "session": request.session, "user": request.user])
@@ -205,12 +246,14 @@ public final class RunRunner: Sendable {
         }
         let reward = memory.policy.reward(for: conclusion.outcome)
         let memory = self.memory
-        try await close(id, request, trace, status: .finished, error: nil, started: clock, outcome: (Self.outcomeName(conclusion.outcome), reward)) { db in
+        let feedback = MemoryWrite(pool: pool) { db in
             _ = try memory.applyFeedback(
                 db, namespace: request.namespace, runID: id, memoryIDs: used, outcome: conclusion.outcome, isDefault: conclusion.isDefault,
                 maxNext: 0, skipMissing: true, now: MemoryBank.now())
-            try db.execute(sql: "UPDATE runs SET used = ? WHERE id = ?", arguments: [Self.json(used), id])
         }
+        try await close(
+            id, request, trace, status: .finished, error: nil, started: clock, outcome: (Self.outcomeName(conclusion.outcome), reward), used: used,
+            memory: feedback)
         if let experience = conclusion.newExperience {
             // The run has finished and its outcome is applied; a new memory that cannot be stored
             // is reported on the record, not as a failure of the run.
@@ -218,18 +261,14 @@ public final class RunRunner: Sendable {
                 let stored = try await memory.store(
                     [MemoryInput(session: request.session, intent: request.intent, experience: experience, embedding: query?.vector ?? request.vector)],
                     namespace: request.namespace, tier: request.tier)
-                if let newID = stored.first?.id {
-                    try await pool.write { db in try db.execute(sql: "UPDATE runs SET new_memory = ? WHERE id = ?", arguments: [newID, id]) }
-                }
+                if let newID = stored.first?.id { try await store.setNewMemory(id: id, namespace: request.namespace, memoryID: newID) }
             } catch {
                 logger.error("run finished, but its new experience was not stored", metadata: ["orion.run": "\(id)", "orion.error": "\(error)"])
-                try? await pool.write { db in
-                    try db.execute(sql: "UPDATE runs SET error = ? WHERE id = ?", arguments: ["the new experience was not stored: \(error)", id])
-                }
+                try? await store.fail(id: id, namespace: request.namespace, message: "the new experience was not stored: \(error)", endedAt: nil)
             }
         }
         // The record was inserted above; only its own namespace reads it back.
-        return try record(id: id, namespace: request.namespace)!
+        return try await record(id: id, namespace: request.namespace)!
     }
 
     /// Closes run `id`: its status, its steps and tool calls, and `also` (the outcome applied to
@@ -237,7 +276,7 @@ public final class RunRunner: Sendable {
     /// is written: the run is closed as an error without steps, and the failure is thrown.
     private func close(
         _ id: String, _ request: RunRequest, _ trace: RunTrace, status: RunRecord.Status, error: String?, started: ContinuousClock.Instant,
-        outcome: (name: String, reward: Double)? = nil, also: @escaping @Sendable (Database) throws -> Void = { _ in }
+        outcome: (name: String, reward: Double)? = nil, used: [String]? = nil, memory: MemoryWrite? = nil
     ) async throws {
         let (steps, toolCalls) = (trace.steps, trace.toolCalls)
         let tenantID = Namespace.tenantID(of: request.namespace) ?? request.namespace
@@ -246,20 +285,16 @@ public final class RunRunner: Sendable {
             "toolCalls": toolCalls.count,
         ]
         do {
-            try await pool.write { db in
-                try also(db)
-                try db.execute(
-                    sql: "UPDATE runs SET status = ?, error = ?, outcome = ?, reward = ?, ended_at = ? WHERE id = ?",
-                    arguments: [status.rawValue, error, outcome?.name, outcome?.reward, MemoryBank.now(), id])
-                try RunJournal.write(db, runID: id, steps: steps, toolCalls: toolCalls)
-            }
+            try await store.close(
+                RunClosing(
+                    id: id, namespace: request.namespace, status: status, error: error, outcome: outcome?.name, reward: outcome?.reward, used: used, endedAt: MemoryBank.now(),
+                    steps: steps, toolCalls: toolCalls),
+                memory: memory)
         } catch let writeError {
             // The outcome may have been refused (an explicit reward out of range) or the disk may
             // have failed mid-write: nothing of the closing transaction was kept.
             let message = status == .finished ? "\(writeError)" : "the run's record could not be written: \(writeError)"
-            try? await pool.write { db in
-                try db.execute(sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE id = ?", arguments: [message, MemoryBank.now(), id])
-            }
+            try? await store.fail(id: id, namespace: request.namespace, message: message, endedAt: MemoryBank.now())
             payload["status"] = RunRecord.Status.error.rawValue
             payload["error"] = message
             events?.publish(.runError, tenantID: tenantID, tier: request.tier, runID: id, payload: payload)
@@ -291,13 +326,13 @@ public final class RunRunner: Sendable {
 
     /// Asks run `runID` of `namespace` to stop (cooperatively: the engine stream it reads stops at
     /// its next chunk).
-    public func cancel(runID: String, namespace: String, reason: String = "cancelled by request") throws -> CancelResult {
+    public func cancel(runID: String, namespace: String, reason: String = "cancelled by request") async throws -> CancelResult {
         let trace = active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }
         if let trace {
             trace.cancel(reason: reason)
             return .requested
         }
-        guard let record = try record(id: runID, namespace: namespace) else { return .notFound }
+        guard let record = try await record(id: runID, namespace: namespace) else { return .notFound }
         return record.status.hasEnded ? .alreadyEnded(record.status) : .notRunningHere
     }
 
@@ -305,13 +340,8 @@ public final class RunRunner: Sendable {
     /// kill): they end as errors that say so, with no steps. Call once at start-up, before serving.
     /// Other nodes' runs are theirs to close. Returns how many were closed.
     @discardableResult
-    public func closeInterrupted() throws -> Int {
-        try pool.write { db in
-            try db.execute(
-                sql: "UPDATE runs SET status = 'error', error = ?, ended_at = ? WHERE status = 'running' AND node = ?",
-                arguments: ["interrupted: the process stopped while the run was in progress", MemoryBank.now(), node])
-            return db.changesCount
-        }
+    public func closeInterrupted() async throws -> Int {
+        try await store.closeInterrupted(node: node, message: "interrupted: the process stopped while the run was in progress", endedAt: MemoryBank.now())
     }
 
     /// The trace of a run in progress in this process (tool calls join it).
@@ -321,66 +351,42 @@ public final class RunRunner: Sendable {
 
     /// An explicit outcome for a finished run (a thumbs-up/down, a reward): replaces the run's
     /// default outcome on the memories it used; a second explicit outcome changes nothing.
+    ///
+    /// The memories are updated first (this node's memory database), then the run's outcome.
     @discardableResult
-    public func feedback(namespace: String, runID: String, outcome: Outcome) throws -> (RunRecord, [FeedbackResult]) {
-        guard let record = try record(id: runID, namespace: namespace) else {
+    public func feedback(namespace: String, runID: String, outcome: Outcome) async throws -> (RunRecord, [FeedbackResult]) {
+        guard let record = try await record(id: runID, namespace: namespace) else {
             throw MemoryError(.notFound, "no run '\(runID)' in this tenant")
         }
         guard record.status == .finished else {
             throw MemoryError(.conflict, "run '\(runID)' is \(record.status.rawValue); only a finished run takes feedback")
         }
-        let results = try pool.write { db in
-            let results = try memory.applyFeedback(
+        let memory = self.memory
+        let results = try await pool.write { db in
+            try memory.applyFeedback(
                 db, namespace: namespace, runID: runID, memoryIDs: record.usedMemoryIDs, outcome: outcome, isDefault: false, maxNext: 0,
                 skipMissing: true, now: MemoryBank.now())
-            if results.contains(where: { $0.effect == .replaced }) || record.usedMemoryIDs.isEmpty {
-                try db.execute(
-                    sql: "UPDATE runs SET outcome = ?, reward = ? WHERE id = ?",
-                    arguments: [Self.outcomeName(outcome), memory.policy.reward(for: outcome), runID])
-            }
-            return results
+        }
+        if results.contains(where: { $0.effect == .replaced }) || record.usedMemoryIDs.isEmpty {
+            try await store.setOutcome(id: runID, namespace: namespace, outcome: Self.outcomeName(outcome), reward: memory.policy.reward(for: outcome))
         }
         // Read back in this namespace just above.
-        return (try self.record(id: runID, namespace: namespace)!, results)
+        return (try await self.record(id: runID, namespace: namespace)!, results)
     }
 
-    /// One run of `namespace`.
-    public func record(id: String, namespace: String) throws -> RunRecord? {
-        try pool.read { db in
-            guard var record = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ? AND namespace = ?", arguments: [id, namespace]).map(Self.record)
-            else { return nil }
-            record.steps = try RunJournal.steps(db, runID: id)
-            record.toolCalls = try RunJournal.toolCalls(db, runID: id)
-            return record
-        }
+    /// One run of `namespace`, with its steps and tool calls.
+    public func record(id: String, namespace: String) async throws -> RunRecord? {
+        try await store.run(id: id, namespace: namespace)
     }
 
     /// Runs of `namespace` matching `query`, newest first (without their steps).
-    public func records(namespace: String, query: RunQuery) throws -> [RunRecord] {
-        try pool.read { db in try RunJournal.list(db, namespace: namespace, query: query).map(Self.record) }
+    public func records(namespace: String, query: RunQuery) async throws -> [RunRecord] {
+        try await store.runs(namespace: namespace, query: query)
     }
 
     /// The latest runs of `namespace`, newest first.
-    public func records(namespace: String, limit: Int = 50) throws -> [RunRecord] {
-        try records(namespace: namespace, query: RunQuery(limit: limit))
-    }
-
-    private func insert(id: String, request: RunRequest, retrieved: [String], degraded: String?, started: Int64) throws {
-        do {
-            try pool.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO runs (id, namespace, session, kind, intent, retrieved, used, status, degraded, started_at, tier, user_id, node)
-                        VALUES (?, ?, ?, ?, ?, ?, '[]', 'running', ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        id, request.namespace, request.session, request.kind.rawValue, request.intent, Self.json(retrieved), degraded, started,
-                        request.tier, request.user, node,
-                    ])
-            }
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
-            throw MemoryError(.conflict, "a run with id '\(id)' already exists; a run id is used once")
-        }
+    public func records(namespace: String, limit: Int = 50) async throws -> [RunRecord] {
+        try await records(namespace: namespace, query: RunQuery(limit: limit))
     }
 
     static func outcomeName(_ outcome: Outcome) -> String {
@@ -390,24 +396,5 @@ public final class RunRunner: Sendable {
         case .failure: "failure"
         case .reward: "reward"
         }
-    }
-
-    static func json(_ ids: [String]) -> String {
-        // Encoding an array of strings cannot fail.
-        String(decoding: try! JSONEncoder().encode(ids), as: UTF8.self)
-    }
-
-    static func ids(_ text: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
-    }
-
-    static func record(_ row: Row) -> RunRecord {
-        RunRecord(
-            id: row["id"], namespace: row["namespace"], session: row["session"],
-            kind: RunRequest.Kind(rawValue: row["kind"]) ?? .run, intent: row["intent"],
-            retrievedMemoryIDs: ids(row["retrieved"]), usedMemoryIDs: ids(row["used"]),
-            status: RunRecord.Status(rawValue: row["status"]) ?? .error, outcome: row["outcome"], reward: row["reward"],
-            error: row["error"], degradedReason: row["degraded"], newMemoryID: row["new_memory"],
-            startedAt: row["started_at"], endedAt: row["ended_at"], tier: row["tier"], user: row["user_id"])
     }
 }

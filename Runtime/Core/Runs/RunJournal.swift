@@ -18,12 +18,31 @@ public struct RunQuery: Sendable, Hashable {
     }
 }
 
-/// The SQL of the run journal: a run's steps and tool calls (tables `run_steps`, `run_tool_calls`).
+/// The SQLite side of the run journal: a run's steps and tool calls (tables `run_steps`,
+/// `run_tool_calls`), and the JSON lists of memory ids a run keeps.
 enum RunJournal {
+    static func json(_ ids: [String]) -> String {
+        // Encoding an array of strings cannot fail.
+        String(decoding: try! JSONEncoder().encode(ids), as: UTF8.self)
+    }
+
+    static func ids(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+
+    /// A step's detail as stored: JSON with sorted keys.
+    static func detail(_ step: RunStep) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: step.detail, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    static func detail(_ text: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+    }
+
     /// Writes what `trace` holds; called inside the transaction that closes the run.
     static func write(_ db: Database, runID: String, steps: [RunStep], toolCalls: [ToolCallRecord]) throws {
         for (position, step) in steps.enumerated() {
-            let detail = String(decoding: try JSONSerialization.data(withJSONObject: step.detail, options: [.sortedKeys]), as: UTF8.self)
+            let detail = try detail(step)
             try db.execute(
                 sql: "INSERT INTO run_steps (run_id, position, kind, name, status, started_at, duration_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: [runID, position, step.kind, step.name, step.status.rawValue, step.startedAt, step.durationMs, detail])
@@ -40,7 +59,7 @@ enum RunJournal {
 
     static func steps(_ db: Database, runID: String) throws -> [RunStep] {
         try Row.fetchAll(db, sql: "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position", arguments: [runID]).map { row in
-            let detail = (try? JSONSerialization.jsonObject(with: Data((row["detail"] as String).utf8))) as? [String: String] ?? [:]
+            let detail = detail(row["detail"] as String)
             return RunStep(
                 kind: row["kind"], name: row["name"], status: RunStep.Status(rawValue: row["status"]) ?? .error, startedAt: row["started_at"],
                 durationMs: row["duration_ms"], detail: detail)

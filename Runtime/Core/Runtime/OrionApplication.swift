@@ -58,8 +58,8 @@ public struct OrionApplication: Sendable {
             documents: documents, policy: config.memory.policy, learns: config.memory.memrlEnabled,
             allowsFusion: config.memory.hybridSearchEnabled,
             expander: config.memory.queryExpansionEnabled ? EngineQueryExpander(engines: engines, logger: logger) : nil)
-        let runs = RunRunner(memory: memory, events: events, node: config.instanceID, logger: logger)
-        let interrupted = try runs.closeInterrupted()
+        let runs = RunRunner(memory: memory, events: events, node: config.instanceID, store: state.runs, logger: logger)
+        let interrupted = try await runs.closeInterrupted()
         if interrupted > 0 { logger.warning("closed runs the last process left running", metadata: ["orion.runs": "\(interrupted)"]) }
         MemoryService.register(on: runtime.hostServices, memory: memory)
         let tools = ToolCalls(registry: runtime.registry, runs: runs, services: runtime.hostServices, config: config, logger: logger)

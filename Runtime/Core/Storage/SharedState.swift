@@ -75,8 +75,9 @@ public struct SettledAccount: Sendable, Hashable {
     public var spentAfter: Int64
 }
 
-/// The state every node of a deployment must agree on, opened from `store.*`: SQLite files under
-/// `dataDirectory` (one node), or one PostgreSQL database (several).
+/// The state every node of a deployment must agree on — tenants, usage records, budgets,
+/// idempotency keys, runs with their steps and tool calls — opened from `store.*`: SQLite files
+/// under `dataDirectory` (one node), or one PostgreSQL database (several).
 public struct SharedState: Sendable {
     public let tenants: any TenantDirectory
     /// Where usage records go (nil when `telemetry.enabled` is off).
@@ -85,6 +86,8 @@ public struct SharedState: Sendable {
     public let idempotency: (any IdempotencyStore)?
     /// nil: budgets are kept in this process, loaded from the usage records.
     public let budgets: (any SharedBudgets)?
+    /// nil: runs are kept in the memory database, beside the memories they use.
+    public let runs: (any RunStore)?
     /// `sqlite` or `postgres`, for logs and `/api/health`.
     public let backend: String
     /// What must run while the node runs (the PostgreSQL client and its tenant-change listener).
@@ -92,8 +95,9 @@ public struct SharedState: Sendable {
 
     public init(
         tenants: any TenantDirectory, usage: (any UsageStore)?, idempotency: (any IdempotencyStore)?, budgets: (any SharedBudgets)?,
-        backend: String, services: [any Service] = []
+        runs: (any RunStore)? = nil, backend: String, services: [any Service] = []
     ) {
+        self.runs = runs
         self.tenants = tenants
         self.usage = usage
         self.idempotency = idempotency
@@ -109,7 +113,7 @@ public struct SharedState: Sendable {
                 url: url, poolSize: config.store.poolSize, budgetHoldSeconds: config.store.budgetHoldSeconds,
                 idempotencyTTL: config.gateway.idempotencyTTLSeconds, logger: logger)
             return SharedState(
-                tenants: postgres, usage: config.telemetry.enabled ? postgres : nil, idempotency: postgres, budgets: postgres,
+                tenants: postgres, usage: config.telemetry.enabled ? postgres : nil, idempotency: postgres, budgets: postgres, runs: postgres,
                 backend: "postgres", services: [postgres.service])
         }
         let tenants = try TenantStore(path: (config.dataDirectory as NSString).appendingPathComponent("tenants.sqlite"))

@@ -5,7 +5,8 @@ import NIOCore
 import PostgresNIO
 
 /// Moves one node's embedded SQLite state into PostgreSQL (`orion store migrate`): every row of
-/// every shared table, ids and tenant ids kept, in one transaction, into a database that holds
+/// every shared table (tenants, usage records, idempotency keys, runs with their steps and tool
+/// calls), ids and tenant ids kept, in one transaction, into a database that holds
 /// none yet; then checks the copy by row counts, per table and per tenant (docs/operations.md).
 public enum StoreMigration {
     /// One table: its rows in SQLite and in PostgreSQL after the copy.
@@ -48,6 +49,26 @@ public enum StoreMigration {
                 columns: [
                     ("tenant", .text), ("key", .text), ("fingerprint", .text), ("status", .integer), ("content_type", .text), ("body", .blob),
                     ("created_at", .integer),
+                ]),
+            // Runs live beside the memories in the document store's file; steps after their runs.
+            Table(
+                name: "runs", file: config.resolvedDocumentStorePath,
+                columns: [
+                    ("id", .text), ("namespace", .text), ("session", .text), ("kind", .text), ("intent", .text), ("retrieved", .text), ("used", .text),
+                    ("status", .text), ("outcome", .text), ("reward", .real), ("error", .text), ("degraded", .text), ("new_memory", .text),
+                    ("started_at", .integer), ("ended_at", .integer), ("tier", .text), ("user_id", .text), ("node", .text),
+                ]),
+            Table(
+                name: "run_steps", file: config.resolvedDocumentStorePath,
+                columns: [
+                    ("run_id", .text), ("position", .integer), ("kind", .text), ("name", .text), ("status", .text), ("started_at", .integer),
+                    ("duration_ms", .real), ("detail", .text),
+                ]),
+            Table(
+                name: "run_tool_calls", file: config.resolvedDocumentStorePath,
+                columns: [
+                    ("run_id", .text), ("position", .integer), ("name", .text), ("arguments_sha256", .text), ("started_at", .integer),
+                    ("duration_ms", .real), ("success", .boolean), ("error", .text),
                 ]),
         ]
     }

@@ -260,7 +260,7 @@ struct ChatRoutes {
         let outcome = try MemoryRoutes.outcome(body)
         let runs = self.runs
         let (record, results) = try await MemoryRoutes.mapping {
-            try await Blocking.run { try runs.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", outcome: outcome) }
+            try await runs.feedback(namespace: tenant.namespace, runID: body.string("runId") ?? "", outcome: outcome)
         }
         let object: [String: Any] = [
             "runId": record.id, "outcome": record.outcome ?? NSNull(), "reward": record.reward ?? NSNull(),

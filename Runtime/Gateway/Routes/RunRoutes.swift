@@ -40,7 +40,7 @@ struct RunRoutes {
             query.limit = limit
         }
         let runs = self.runs
-        let records = try await Blocking.run { [query] in try runs.records(namespace: tenant.namespace, query: query) }
+        let records = try await runs.records(namespace: tenant.namespace, query: query)
         return try JSONResponse.make(.ok, ["runs": records.map { Self.json($0) }], context: context)
     }
 
@@ -49,7 +49,7 @@ struct RunRoutes {
         let tenant = try context.requireTenant()
         let id = context.parameters.get("id") ?? ""
         let runs = self.runs
-        guard let record = try await Blocking.run({ try runs.record(id: id, namespace: tenant.namespace) }) else {
+        guard let record = try await runs.record(id: id, namespace: tenant.namespace) else {
             throw GatewayError.notFound("no run '\(id)' in this tenant")
         }
         return try JSONResponse.make(.ok, Self.json(record, full: true), context: context)
@@ -61,7 +61,7 @@ struct RunRoutes {
         let id = context.parameters.get("id") ?? ""
         let who = context.identity?.userID ?? "unknown"
         let runs = self.runs
-        let result = try await Blocking.run { try runs.cancel(runID: id, namespace: tenant.namespace, reason: "cancelled by \(who)") }
+        let result = try await runs.cancel(runID: id, namespace: tenant.namespace, reason: "cancelled by \(who)")
         switch result {
         case .requested:
             return try JSONResponse.make(.accepted, ["runId": id, "status": "cancelling"], context: context)

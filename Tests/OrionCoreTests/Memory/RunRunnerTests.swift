@@ -31,8 +31,8 @@ struct ActFailed: Error {}
         let learned = try #require(try h.memory.memory(id: newID, namespace: "tenant_a"))
         #expect(learned.intent == "migrate the user database")
         #expect(learned.session == "s1")
-        #expect(try h.runs.records(namespace: "tenant_a").map(\.id) == [record.id])
-        #expect(try h.runs.records(namespace: "tenant_b").isEmpty)
+        #expect(try await h.runs.records(namespace: "tenant_a").map(\.id) == [record.id])
+        #expect(try await h.runs.records(namespace: "tenant_b").isEmpty)
         await h.stop()
     }
 
@@ -83,7 +83,7 @@ struct ActFailed: Error {}
                 throw ActFailed()
             }
         }
-        let record = try #require(try h.runs.record(id: "boom", namespace: "tenant_a"))
+        let record = try #require(try await h.runs.record(id: "boom", namespace: "tenant_a"))
         #expect(record.status == .error)
         #expect(record.error?.contains("ActFailed") == true)
         #expect(try h.memory.memory(id: "a", namespace: "tenant_a")?.outcomes == 0)
@@ -103,15 +103,15 @@ struct ActFailed: Error {}
         }
         let used = try #require(chat.usedMemoryIDs.first)
         #expect(abs(try #require(try h.memory.memory(id: used, namespace: "tenant_a")).utility - 0.1) < 1e-12)
-        let (rated, effects) = try h.runs.feedback(namespace: "tenant_a", runID: chat.id, outcome: .reward(-1))
+        let (rated, effects) = try await h.runs.feedback(namespace: "tenant_a", runID: chat.id, outcome: .reward(-1))
         #expect(effects.map(\.effect) == [.replaced])
         #expect(rated.outcome == "reward")
         #expect(rated.reward == -1)
         #expect(abs(try #require(try h.memory.memory(id: used, namespace: "tenant_a")).utility + 0.1) < 1e-12)
-        let (_, again) = try h.runs.feedback(namespace: "tenant_a", runID: chat.id, outcome: .reward(1))
+        let (_, again) = try await h.runs.feedback(namespace: "tenant_a", runID: chat.id, outcome: .reward(1))
         #expect(again.map(\.effect) == [.alreadyApplied])
-        #expect(throws: MemoryError.self, "another tenant cannot rate the run") {
-            try h.runs.feedback(namespace: "tenant_b", runID: chat.id, outcome: .reward(1))
+        await #expect(throws: MemoryError.self, "another tenant cannot rate the run") {
+            try await h.runs.feedback(namespace: "tenant_b", runID: chat.id, outcome: .reward(1))
         }
         await h.stop()
     }

@@ -68,7 +68,7 @@ import Testing
             thrown = error
         }
         #expect("\(try #require(thrown))".contains("disk I/O error"))
-        let record = try #require(try h.runs.record(id: "r1", namespace: "tenant_a"))
+        let record = try #require(try await h.runs.record(id: "r1", namespace: "tenant_a"))
         #expect(record.status == .error)
         #expect(record.steps.isEmpty)
         #expect(record.toolCalls.isEmpty)
@@ -104,18 +104,18 @@ import Testing
             }
         }
         for await _ in started.stream { break }
-        #expect(try h.runs.cancel(runID: "long", namespace: "tenant_b") == .notFound)
-        #expect(try h.runs.cancel(runID: "long", namespace: "tenant_a", reason: "stop it") == .requested)
+        #expect(try await h.runs.cancel(runID: "long", namespace: "tenant_b") == .notFound)
+        #expect(try await h.runs.cancel(runID: "long", namespace: "tenant_a", reason: "stop it") == .requested)
         await #expect(throws: RunCancelled.self) { try await run.value }
-        let record = try #require(try h.runs.record(id: "long", namespace: "tenant_a"))
+        let record = try #require(try await h.runs.record(id: "long", namespace: "tenant_a"))
         #expect(record.status == .cancelled)
         #expect(record.error == "stop it")
-        #expect(try h.runs.cancel(runID: "long", namespace: "tenant_a") == .alreadyEnded(.cancelled))
-        #expect(try h.runs.cancel(runID: "nope", namespace: "tenant_a") == .notFound)
+        #expect(try await h.runs.cancel(runID: "long", namespace: "tenant_a") == .alreadyEnded(.cancelled))
+        #expect(try await h.runs.cancel(runID: "nope", namespace: "tenant_a") == .notFound)
         let events = await Self.collect(subscription) { !$0.isEmpty }
         #expect(events.first?.payloadObject["reason"] as? String == "stop it")
-        #expect(try h.runs.records(namespace: "tenant_a", query: RunQuery(status: .cancelled)).map(\.id) == ["long"])
-        #expect(try h.runs.records(namespace: "tenant_a", query: RunQuery(status: .finished)).isEmpty)
+        #expect(try await h.runs.records(namespace: "tenant_a", query: RunQuery(status: .cancelled)).map(\.id) == ["long"])
+        #expect(try await h.runs.records(namespace: "tenant_a", query: RunQuery(status: .finished)).isEmpty)
     }
 
     @Test func aRestartClosesTheRunsThisNodeLeftRunning() async throws {
@@ -130,14 +130,14 @@ import Testing
                        ('elsewhere', 'tenant_a', 's', 'chat', 'x', '[]', '[]', 'running', 1, 'free', 'alice', 'node-b')
                 """)
         }
-        #expect(try h.runs.cancel(runID: "orphan", namespace: "tenant_a") == .notRunningHere)
-        #expect(try h.runs.closeInterrupted() == 1)
-        let record = try #require(try h.runs.record(id: "orphan", namespace: "tenant_a"))
+        #expect(try await h.runs.cancel(runID: "orphan", namespace: "tenant_a") == .notRunningHere)
+        #expect(try await h.runs.closeInterrupted() == 1)
+        let record = try #require(try await h.runs.record(id: "orphan", namespace: "tenant_a"))
         #expect(record.status == .error)
         #expect(record.error?.hasPrefix("interrupted") == true)
-        #expect(try h.runs.closeInterrupted() == 0)
+        #expect(try await h.runs.closeInterrupted() == 0)
         // Another node's run is that node's to close.
-        #expect(try h.runs.record(id: "elsewhere", namespace: "tenant_a")?.status == .running)
+        #expect(try await h.runs.record(id: "elsewhere", namespace: "tenant_a")?.status == .running)
     }
 
     @Test func subscribersGetHeartbeatsAndAreClosedWithAReason() async throws {

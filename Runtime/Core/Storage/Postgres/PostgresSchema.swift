@@ -81,7 +81,64 @@ enum PostgresSchema {
                 "CREATE INDEX budget_holds_session ON budget_holds (tenant, session_account, expires_at)",
                 "CREATE INDEX budget_holds_expires ON budget_holds (expires_at)",
             ]
-        )
+        ),
+        (
+            2, "runs",
+            [
+                // A run belongs to a tenant namespace (`tenant_<id>`); every read names it.
+                """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY,
+                    namespace TEXT NOT NULL,
+                    session TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    intent TEXT NOT NULL,
+                    retrieved TEXT NOT NULL,
+                    used TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    outcome TEXT,
+                    reward DOUBLE PRECISION,
+                    error TEXT,
+                    degraded TEXT,
+                    new_memory TEXT,
+                    started_at BIGINT NOT NULL,
+                    ended_at BIGINT,
+                    tier TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    node TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX runs_namespace_started ON runs (namespace, started_at)",
+                "CREATE INDEX runs_namespace_status ON runs (namespace, status, started_at)",
+                "CREATE INDEX runs_node_status ON runs (node, status)",
+                """
+                CREATE TABLE run_steps (
+                    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    started_at BIGINT NOT NULL,
+                    duration_ms DOUBLE PRECISION NOT NULL,
+                    detail TEXT NOT NULL,
+                    PRIMARY KEY (run_id, position)
+                )
+                """,
+                """
+                CREATE TABLE run_tool_calls (
+                    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    arguments_sha256 TEXT NOT NULL,
+                    started_at BIGINT NOT NULL,
+                    duration_ms DOUBLE PRECISION NOT NULL,
+                    success BOOLEAN NOT NULL,
+                    error TEXT,
+                    PRIMARY KEY (run_id, position)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The newest version this build knows.
