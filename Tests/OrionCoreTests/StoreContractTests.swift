@@ -262,4 +262,36 @@ import Testing
         #expect(try await runs.run(id: "r2", namespace: "tenant_a")?.status == .running)
         await opened.close()
     }
+
+    @Test func aWrongAddressFailsAtOnceWithItsCause() async throws {
+        var parts = try #require(URLComponents(string: PostgresDatabase.adminURL))
+        parts.password = "not-the-password"
+        let url = try #require(try? RuntimeConfig.PostgresURL.parse(parts.string!).get())
+        let started = ContinuousClock.now
+        do {
+            _ = try await PostgresState.connect(url: url, logger: Self.logger)
+            Issue.record("a wrong password was accepted")
+        } catch let error as StoreError {
+            #expect(error.description.contains("password authentication failed") && error.description.contains("SQLSTATE 28P01"), "\(error)")
+            #expect(!error.description.contains("not-the-password"), "the password is not repeated")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test func postgresAddressesAreCheckedWithAReason() {
+        func failure(_ text: String) -> String? {
+            if case .failure(let failure) = RuntimeConfig.PostgresURL.parse(text) { return failure.message }
+            return nil
+        }
+        #expect(failure("mysql://u@h/db")?.contains("must be postgres://") == true)
+        #expect(failure("postgres://u:secret@h")?.contains("names no database") == true)
+        #expect(failure("postgres://h/db")?.contains("names no user") == true)
+        #expect(failure("postgres://u@h/db?sslmode=verify-full")?.contains("sslmode must be disable or require") == true)
+        #expect(failure("postgres://u@h/db?timeout=3")?.contains("unknown parameter 'timeout'") == true)
+        #expect(failure("mysql://u:secret@h/db")?.contains("secret") == false, "a password is not repeated")
+        let local = try? RuntimeConfig.PostgresURL.parse("postgresql://orion:p%40ss@127.0.0.1/orion").get()
+        #expect(local?.password == "p@ss" && local?.port == 5432 && local?.requireTLS == false)
+        #expect((try? RuntimeConfig.PostgresURL.parse("postgres://orion@db.internal:6432/orion").get())?.requireTLS == true)
+        #expect(local?.description == "postgres://orion@127.0.0.1:5432/orion")
+    }
 }

@@ -184,20 +184,34 @@ public final class BudgetLedger: Sendable {
             }
         }
         if let shared, let hold = reservation.holdID {
-            do {
-                let settled = try await shared.settle(
+            let settle = { @Sendable in
+                try await shared.settle(
                     holdID: hold, tenant: reservation.tenant.tenant, session: reservation.session?.session, monthStart: reservation.tenant.month,
                     actualNanoUSD: actualNanoUSD)
-                for account in settled {
+            }
+            do {
+                for account in try await settle() {
                     let key = account.session == nil ? reservation.tenant : reservation.session
                     guard let key else { continue }
                     check(key, cap: key.session == nil ? reservation.tenantCap : reservation.sessionCap, before: account.spentBefore, after: account.spentAfter)
                 }
             } catch {
-                // The hold keeps counting until it expires (store.budgetHoldSeconds); the usage
-                // record of the call is written apart from it.
+                // The caller is not kept waiting: the settlement is retried in the background
+                // (1, 2, 4, 8, 16 s). Meanwhile the hold counts its full amount until it expires
+                // (store.budgetHoldSeconds); a settlement that never lands leaves the call's cost
+                // out of the account, which the usage records still hold.
                 Counter(label: "orion_budget_settle_failures_total").increment()
-                logger.error("a budget settlement was not written", metadata: ["orion.tenant": "\(reservation.tenant.tenant)", "orion.error": "\(error)"])
+                logger.warning("a budget settlement failed; retrying", metadata: ["orion.tenant": "\(reservation.tenant.tenant)", "orion.error": "\(error)"])
+                let logger = self.logger
+                Task {
+                    for attempt in 0..<5 {
+                        try? await Task.sleep(for: .seconds(1 << attempt))
+                        if (try? await settle()) != nil { return }
+                    }
+                    Counter(label: "orion_budget_settlements_lost_total").increment()
+                    logger.error(
+                        "a budget settlement was given up after 5 retries", metadata: ["orion.tenant": "\(reservation.tenant.tenant)", "orion.hold": "\(hold)"])
+                }
             }
         } else {
             accounts.withLock { all in

@@ -88,15 +88,18 @@ public struct SharedState: Sendable {
     public let budgets: (any SharedBudgets)?
     /// nil: runs are kept in the memory database, beside the memories they use.
     public let runs: (any RunStore)?
-    /// `sqlite` or `postgres`, for logs and `/api/health`.
+    /// `sqlite` or `postgres`, for logs.
     public let backend: String
+    /// The shared database, when there is one (for ``problem()``).
+    let postgres: PostgresState?
     /// What must run while the node runs (the PostgreSQL client and its tenant-change listener).
     public let services: [any Service]
 
     public init(
         tenants: any TenantDirectory, usage: (any UsageStore)?, idempotency: (any IdempotencyStore)?, budgets: (any SharedBudgets)?,
-        runs: (any RunStore)? = nil, backend: String, services: [any Service] = []
+        runs: (any RunStore)? = nil, backend: String, services: [any Service] = [], postgres: PostgresState? = nil
     ) {
+        self.postgres = postgres
         self.runs = runs
         self.tenants = tenants
         self.usage = usage
@@ -114,11 +117,20 @@ public struct SharedState: Sendable {
                 idempotencyTTL: config.gateway.idempotencyTTLSeconds, logger: logger)
             return SharedState(
                 tenants: postgres, usage: config.telemetry.enabled ? postgres : nil, idempotency: postgres, budgets: postgres, runs: postgres,
-                backend: "postgres", services: [postgres.service])
+                backend: "postgres", services: [postgres.service], postgres: postgres)
         }
         let tenants = try TenantStore(path: (config.dataDirectory as NSString).appendingPathComponent("tenants.sqlite"))
         let usage = config.telemetry.enabled ? try SQLiteUsageStore(path: config.resolvedUsageDBPath) : nil
         return SharedState(tenants: tenants, usage: usage, idempotency: nil, budgets: nil, backend: "sqlite")
+    }
+}
+
+extension SharedState {
+    /// Why the shared database cannot serve now (it did not answer within 2 s), or nil; `/ready`
+    /// reports it, so a load balancer stops sending work to a node cut off from it.
+    public func problem() async -> String? {
+        guard let postgres else { return nil }
+        return await postgres.problem(within: .seconds(2))
     }
 }
 

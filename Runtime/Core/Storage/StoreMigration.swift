@@ -96,7 +96,7 @@ public enum StoreMigration {
         if let occupied = reports.first(where: { $0.targetRows > 0 }) {
             throw StoreError(
                 "the target already holds \(occupied.targetRows) rows in '\(occupied.table)': migrate into a database no node has used yet "
-                    + "(a failed migration leaves it empty, so it can simply be run again)")
+                    + "(a copy that fails leaves the target empty and can simply be run again; after a failed check, drop and recreate the database)")
         }
         guard !dryRun else { return reports }
         try await target.transaction { connection in
@@ -107,7 +107,9 @@ public enum StoreMigration {
         }
         for index in reports.indices { reports[index].targetRows = try await target.count(reports[index].table) }
         if let short = reports.first(where: { $0.targetRows != $0.sourceRows }) {
-            throw StoreError("'\(short.table)' has \(short.sourceRows) rows in SQLite but \(short.targetRows) in PostgreSQL after the copy")
+            throw StoreError(
+                "'\(short.table)' has \(short.sourceRows) rows in SQLite but \(short.targetRows) in PostgreSQL after the copy (a node wrote to either "
+                    + "while it ran?); the copied rows are committed: drop and recreate the database, stop every node, and migrate again")
         }
         try await validateUsage(config: config, sources: sources, target: target)
         return reports
@@ -171,7 +173,9 @@ public enum StoreMigration {
             "SELECT tenant, COUNT(*)::BIGINT, COALESCE(SUM(cost_nano), 0)::BIGINT FROM usage GROUP BY tenant", logger: target.logger)
         for try await (tenant, calls, cost) in rows.decode((String, Int64, Int64).self) { shared[tenant] = (calls, cost) }
         for (tenant, calls, cost) in local where shared[tenant].map({ $0 != (calls, cost) }) ?? true {
-            throw StoreError("tenant '\(tenant)': \(calls) usage records costing \(cost) nano-USD in SQLite, \(shared[tenant].map { "\($0.0) costing \($0.1)" } ?? "none") in PostgreSQL")
+            throw StoreError(
+                "tenant '\(tenant)': \(calls) usage records costing \(cost) nano-USD in SQLite, \(shared[tenant].map { "\($0.0) costing \($0.1)" } ?? "none") "
+                    + "in PostgreSQL; the copied rows are committed: drop and recreate the database, stop every node, and migrate again")
         }
     }
 }

@@ -50,6 +50,7 @@ struct SystemRoutes {
         problems += snapshot.unservedCapabilities
         let (readiness, store) = (self.readiness, app.documents.store)
         if let storeProblem = try await Blocking.run({ readiness.storeProblem(store) }) { problems.append(storeProblem) }
+        if let shared = await app.state.problem() { problems.append(shared) }
         let status: HTTPResponse.Status = problems.isEmpty ? .ok : .serviceUnavailable
         return try JSONResponse.make(
             status, ["status": problems.isEmpty ? "ready" : "not_ready", "problems": problems, "instances": app.runtime.registry.snapshot.instances.count],

@@ -43,6 +43,7 @@ public final class PostgresState: Sendable {
         // One more than the pool: the tenant-change listener holds a connection for as long as it runs.
         configuration.options.maximumConnections = poolSize + 1
         configuration.options.connectTimeout = .seconds(5)
+        try await preflight(url: url, configuration: configuration, logger: logger)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let task = Task { await client.run() }
         let state = PostgresState(client: client, clientTask: task, logger: logger, budgetHoldSeconds: budgetHoldSeconds, idempotencyTTL: idempotencyTTL)
@@ -53,6 +54,56 @@ public final class PostgresState: Sendable {
             throw StoreError("PostgreSQL at \(url) could not be opened: \(String(reflecting: error))")
         }
         return state
+    }
+
+    /// Why the database does not answer `SELECT 1` within `limit`, or nil.
+    func problem(within limit: Duration) async -> String? {
+        let client = self.client
+        let answered = await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                do {
+                    try await client.query("SELECT 1")
+                    return nil
+                } catch {
+                    return "the shared PostgreSQL store failed: \(String(reflecting: error))"
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return "the shared PostgreSQL store did not answer within \(limit)"
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        return answered
+    }
+
+    /// One connection opened and closed before the pool starts: a wrong address, password or TLS
+    /// setting fails at once with its own cause, instead of after the pool's retries.
+    static func preflight(url: RuntimeConfig.PostgresURL, configuration: PostgresClient.Configuration, logger: Logger) async throws {
+        var connection = PostgresConnection.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
+            tls: url.requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable)
+        connection.options.connectTimeout = .seconds(5)
+        do {
+            let opened = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
+            try await opened.close()
+        } catch {
+            throw StoreError("PostgreSQL at \(url) refused the connection: \(Self.cause(error)); check store.postgresUrl (host, port, user, password, database, sslmode)")
+        }
+    }
+
+    /// What went wrong, in the server's words when it sent some.
+    static func cause(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            }
+            if let underlying = error.underlying { return "\(underlying)" }
+            return "\(error.code)"
+        }
+        return "\(error)"
     }
 
     /// Stops the connection pool (``service`` does it at graceful shutdown).
