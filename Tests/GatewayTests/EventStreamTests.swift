@@ -123,7 +123,8 @@ struct EventStreamTests {
         let gateway = try await GatewayHarness.start(engines: upstream.engines())
         defer { Task { await gateway.stop() } }
         let token = try await GatewayHarness.token()
-        upstream.fake.script(.slow(.milliseconds(600)))
+        // Long enough for the cancel to arrive while the call runs, on a busy machine too.
+        upstream.fake.script(.slow(.milliseconds(2_000)))
         let chat = Task { try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": "take your time", "topK": 0, "runId": "plain-1"]) }
         var cancel = try await gateway.send(.POST, "/v1/runs/plain-1/cancel", token: token)
         for _ in 0..<100 where cancel.status == 404 {  // until the run is recorded (bounded: 1 s)

@@ -141,6 +141,34 @@ import Testing
         await h.stop()
     }
 
+    @Test func everyChangeIsInTheAuditTrailOfItsTenant() async throws {
+        let h = try await GatewayHarness.start()
+        let alice = try await GatewayHarness.token(tenant: "acme", user: "alice", roles: ["member", "analyst"])
+        let body = ["id": "m1", "intent": "book a flight", "experience": "use the fare calendar"]
+        #expect(try await h.send(.POST, "/api/memory", token: alice, json: body).status == 201)
+        #expect(try await h.send(.POST, "/api/memory/search", token: alice, json: ["intent": "flight"]).status == 200)
+        #expect(try await h.send(.POST, "/api/memory", token: alice, json: ["id": ""]).status == 400)
+        let trail = try await h.send(.GET, "/api/audit?limit=10", token: alice)
+        #expect(trail.status == 200)
+        let entries = trail.json["entries"] as? [[String: Any]] ?? []
+        #expect(entries.count == 1, "a search reads and a refused request changes nothing: \(entries)")
+        #expect(entries.first?["actor"] as? String == "alice" && entries.first?["action"] as? String == "POST /api/memory")
+        #expect(entries.first?["status"] as? Int == 201 && entries.first?["node"] as? String == "orion-local")
+        #expect((entries.first?["digest"] as? String)?.hasPrefix("sha256:") == true)
+
+        let other = try await GatewayHarness.token(tenant: "globex", user: "gil", roles: ["member", "analyst"])
+        #expect(try await h.send(.GET, "/api/audit", token: other).json["entries"] as? [[String: Any]] != nil)
+        #expect((try await h.send(.GET, "/api/audit", token: other).json["entries"] as? [[String: Any]])?.isEmpty == true, "another tenant's trail is its own")
+        #expect(try await h.send(.GET, "/api/audit?tenant=acme", token: other).status == 403)
+        let admin = try await GatewayHarness.token(tenant: "ops", user: "olga", roles: ["admin"])
+        #expect((try await h.send(.GET, "/api/audit?tenant=acme", token: admin).json["entries"] as? [[String: Any]])?.count == 1)
+        #expect(try await h.send(.GET, "/api/audit?limit=0", token: alice).status == 400)
+        #expect(try await h.send(.GET, "/api/audit?since=-1", token: alice).status == 400)
+        let member = try await GatewayHarness.token(tenant: "acme", user: "mo")
+        #expect(try await h.send(.GET, "/api/audit", token: member).status == 403, "members do not read the audit trail")
+        await h.stop()
+    }
+
     @Test func personalTenantsNeverCollideAndDotIdsAreRefused() async throws {
         let h = try await GatewayHarness.start { $0.multiTenantEnabled = false }
         let first = try await GatewayHarness.token(tenant: nil, user: "bob@x.io")

@@ -115,11 +115,13 @@ final class NodePair: Sendable {
     }
 }
 
-/// Statuses seen by concurrent tasks, and whether Redis was stopped when each request began.
+/// Statuses seen by concurrent tasks: whether Redis was stopped when each request began, or still
+/// running when it was answered.
 final class Outcomes: Sendable {
-    private let list = Mutex<[(afterStop: Bool, status: Int)]>([])
-    func add(afterStop: Bool, status: Int) { list.withLock { $0.append((afterStop, status)) } }
-    var all: [(afterStop: Bool, status: Int)] { list.withLock { $0 } }
+    typealias Outcome = (afterStop: Bool, beforeStop: Bool, status: Int)
+    private let list = Mutex<[Outcome]>([])
+    func add(afterStop: Bool, beforeStop: Bool, status: Int) { list.withLock { $0.append((afterStop, beforeStop, status)) } }
+    var all: [Outcome] { list.withLock { $0 } }
 }
 
 @Suite("Several nodes, one truth", .serialized)
@@ -157,6 +159,14 @@ struct MultiNodeTests {
             if !seen { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(seen, "node B still resolves acme on its old tier")
+        // The change is in the one audit trail, read from the other node.
+        var audited = false
+        for _ in 0..<50 where !audited {
+            let trail = try await nodes.send(1, .GET, "/api/audit?tenant=ops", token: admin).json["entries"] as? [[String: Any]] ?? []
+            audited = trail.contains { $0["action"] as? String == "PUT /api/admin/tenants/{id}" && $0["node"] as? String == "node-a" }
+            if !audited { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(audited, "node B does not see node A's audit entry")
 
         // 3. 60 chats at once, split across the nodes, against one monthly cap: the nodes cannot
         // spend past it together.
@@ -192,9 +202,17 @@ struct MultiNodeTests {
         #expect((totals?["costNanoUsd"] as? Int ?? .max) <= 100_000, "spent past the cap")
         // Calls one after another, alternating nodes, take what is left; then both refuse.
         var more = 0
-        while more < 10, try await nodes.send(more % 2, .POST, "/v1/chat/completions", token: acme, json: chat()).status == 200 { more += 1 }
+        var last = try await nodes.send(0, .POST, "/v1/chat/completions", token: acme, json: chat())
+        while more < 10, last.status == 200 {
+            more += 1
+            last = try await nodes.send(more % 2, .POST, "/v1/chat/completions", token: acme, json: chat())
+        }
+        #expect(last.status == 402, "\(last.status) \(String(decoding: last.body, as: UTF8.self))")
         #expect((admitted + more) * 3_600 <= 100_000, "\(admitted) + \(more) calls spent past the cap")
-        for node in 0..<2 { #expect(try await nodes.send(node, .POST, "/v1/chat/completions", token: acme, json: chat()).status == 402) }
+        for node in 0..<2 {
+            let refused = try await nodes.send(node, .POST, "/v1/chat/completions", token: acme, json: chat())
+            #expect(refused.status == 402, "node \(node): \(refused.status) \(String(decoding: refused.body, as: UTF8.self))")
+        }
         print("two nodes: \(admitted) of 60 concurrent chats admitted, then \(more) more one by one: \((admitted + more) * 3_600) of 100000 nano-USD")
 
         // 5. Redis stopped while both nodes take requests: the configured policy (closed) refuses
@@ -209,7 +227,7 @@ struct MultiNodeTests {
                     for _ in 0..<12 {
                         let afterStop = stopped.isSet
                         let status = try await nodes.send(node, .GET, "/v1/models", token: busy).status
-                        outcomes.add(afterStop: afterStop, status: status)
+                        outcomes.add(afterStop: afterStop, beforeStop: !stopped.isSet, status: status)
                         try await Task.sleep(for: .milliseconds(100))
                     }
                 }
@@ -221,7 +239,7 @@ struct MultiNodeTests {
         }
         let afterStop = outcomes.all.filter(\.afterStop).map(\.status)
         #expect(!afterStop.isEmpty && afterStop.allSatisfy { $0 == 429 }, "\(afterStop)")
-        #expect(outcomes.all.filter { !$0.afterStop }.allSatisfy { $0.status == 200 }, "under the limit before the stop")
+        #expect(outcomes.all.filter(\.beforeStop).allSatisfy { $0.status == 200 }, "under the limit while Redis ran")
         for node in 0..<2 {
             #expect(try await nodes.counter(node, "orion_plugin_redis_unavailable_total", labels: #"policy="closed""#) > 0, "node \(node)")
         }

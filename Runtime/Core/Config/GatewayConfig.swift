@@ -69,7 +69,7 @@ extension RuntimeConfig {
             "admin": ["*"],
             "member": ["memory:read", "memory:write", "chat:create", "usage:read", "runs:read", "runs:cancel", "events:read", "tool:*"],
             "viewer": ["memory:read", "usage:read", "runs:read", "events:read"],
-            "analyst": ["analytics:read", "usage:read"],
+            "analyst": ["analytics:read", "usage:read", "audit:read"],
         ]
 
         /// `*`, `resource:action` (the action may be `*`), or `tool:<name>:call` for one tool.

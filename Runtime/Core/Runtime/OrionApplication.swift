@@ -20,6 +20,8 @@ public struct OrionApplication: Sendable {
     /// Tenants, usage records, budgets and idempotency keys: SQLite files on one node, or the
     /// PostgreSQL database every node shares (`store.*`).
     public let state: SharedState
+    /// Changes made through the API, written to ``state``'s audit store; its writer is one of ``services``.
+    public let audit: AuditTrail
     /// Chat and embeddings through the tiers' engines, with budgets, breakers and usage records.
     public let engines: ChatEngines
     /// Lifecycle events to connectors and live subscribers.
@@ -52,6 +54,7 @@ public struct OrionApplication: Sendable {
         let state = try await SharedState.open(config: config, logger: logger)
         logger.info("shared state opened", metadata: ["orion.store": "\(state.backend)"])
         let usage = state.usage.map { UsageTracker(store: $0, logger: logger) }
+        let audit = AuditTrail(store: state.audit, logger: logger)
         let events = EventHub(registry: runtime.registry, config: config, logger: logger)
         let engines = ChatEngines(registry: runtime.registry, usage: usage, shared: state.budgets, config: config, logger: logger, events: events)
         let memory = MemoryBank(
@@ -68,10 +71,10 @@ public struct OrionApplication: Sendable {
             path: (config.dataDirectory as NSString).appendingPathComponent("health.sqlite"), config: config, logger: logger
         ) { await sampler.sample() }
         let app = OrionApplication(
-            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs, usage: usage, state: state, engines: engines,
+            config: config, runtime: runtime, documents: documents, memory: memory, runs: runs, usage: usage, state: state, audit: audit, engines: engines,
             events: events, tools: tools, health: health, startupReport: report,
             // The store's services come first, so they stop last (after the usage writer's last flush).
-            services: state.services + [reloader, health] + (usage.map { [$0] } ?? []), logger: logger)
+            services: state.services + [reloader, health, audit] + (usage.map { [$0] } ?? []), logger: logger)
         sampler.app.withLock { $0 = app }
         return app
     }

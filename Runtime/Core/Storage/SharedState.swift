@@ -76,7 +76,7 @@ public struct SettledAccount: Sendable, Hashable {
 }
 
 /// The state every node of a deployment must agree on — tenants, usage records, budgets,
-/// idempotency keys, runs with their steps and tool calls — opened from `store.*`: SQLite files
+/// idempotency keys, runs with their steps and tool calls, the audit trail — opened from `store.*`: SQLite files
 /// under `dataDirectory` (one node), or one PostgreSQL database (several).
 public struct SharedState: Sendable {
     public let tenants: any TenantDirectory
@@ -88,6 +88,8 @@ public struct SharedState: Sendable {
     public let budgets: (any SharedBudgets)?
     /// nil: runs are kept in the memory database, beside the memories they use.
     public let runs: (any RunStore)?
+    /// The audit trail of changes made through the API.
+    public let audit: any AuditStore
     /// `sqlite` or `postgres`, for logs.
     public let backend: String
     /// The shared database, when there is one (for ``problem()``).
@@ -97,10 +99,11 @@ public struct SharedState: Sendable {
 
     public init(
         tenants: any TenantDirectory, usage: (any UsageStore)?, idempotency: (any IdempotencyStore)?, budgets: (any SharedBudgets)?,
-        runs: (any RunStore)? = nil, backend: String, services: [any Service] = [], postgres: PostgresState? = nil
+        runs: (any RunStore)? = nil, audit: any AuditStore, backend: String, services: [any Service] = [], postgres: PostgresState? = nil
     ) {
         self.postgres = postgres
         self.runs = runs
+        self.audit = audit
         self.tenants = tenants
         self.usage = usage
         self.idempotency = idempotency
@@ -116,12 +119,13 @@ public struct SharedState: Sendable {
                 url: url, poolSize: config.store.poolSize, budgetHoldSeconds: config.store.budgetHoldSeconds,
                 idempotencyTTL: config.gateway.idempotencyTTLSeconds, logger: logger)
             return SharedState(
-                tenants: postgres, usage: config.telemetry.enabled ? postgres : nil, idempotency: postgres, budgets: postgres, runs: postgres,
+                tenants: postgres, usage: config.telemetry.enabled ? postgres : nil, idempotency: postgres, budgets: postgres, runs: postgres, audit: postgres,
                 backend: "postgres", services: [postgres.service], postgres: postgres)
         }
         let tenants = try TenantStore(path: (config.dataDirectory as NSString).appendingPathComponent("tenants.sqlite"))
         let usage = config.telemetry.enabled ? try SQLiteUsageStore(path: config.resolvedUsageDBPath) : nil
-        return SharedState(tenants: tenants, usage: usage, idempotency: nil, budgets: nil, backend: "sqlite")
+        let audit = try SQLiteAuditStore(path: (config.dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
+        return SharedState(tenants: tenants, usage: usage, idempotency: nil, budgets: nil, audit: audit, backend: "sqlite")
     }
 }
 

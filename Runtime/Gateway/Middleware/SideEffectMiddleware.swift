@@ -8,10 +8,13 @@ import OrionCore
 /// Publishes a `side_effect` event for every request that changed something or spent money: a POST,
 /// PUT, PATCH or DELETE answered below 400 (chats and tool calls included), except the routes that
 /// only read. The event says who (the user), what (method and route), for which tenant, when, and
-/// the SHA-256 of the change (the request body) — what `connector-audit` chains.
+/// the SHA-256 of the change (the request body) — what `connector-audit` chains. Each one is also
+/// an entry of the audit trail in the shared store (`GET /api/audit`).
 struct SideEffectMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let events: EventHub
+    let audit: AuditTrail
+    let node: String
     /// POST routes that only read.
     static let reads: Set<String> = ["/api/memory/search"]
 
@@ -23,14 +26,16 @@ struct SideEffectMiddleware: RouterMiddleware {
         // The body is already read (and bounded) by the body middleware for POST, PUT and PATCH.
         let body = request.method == .delete ? ByteBuffer() : try await request.collectBody(upTo: .max)
         let response = try await next(request, context)
-        guard response.status.code < 400, events.isObserved(tenantID: tenant.tenant.id, tier: tenant.tier.name) else { return response }
-        let digest = Self.hex(SHA256.hash(data: Data(body.readableBytesView)))
+        guard response.status.code < 400 else { return response }
+        let digest = "sha256:" + Self.hex(SHA256.hash(data: Data(body.readableBytesView)))
+        let actor = context.identity?.userID ?? "unknown", action = "\(request.method.rawValue) \(context.route)", status = Int(response.status.code)
+        audit.record(AuditEntry(
+            at: Int64(Date().timeIntervalSince1970 * 1000), tenant: tenant.tenant.id, actor: actor, action: action, path: request.uri.path,
+            status: status, digest: digest, node: node))
+        guard events.isObserved(tenantID: tenant.tenant.id, tier: tenant.tier.name) else { return response }
         events.publish(
             .sideEffect, tenantID: tenant.tenant.id, tier: tenant.tier.name,
-            payload: [
-                "actor": context.identity?.userID ?? "unknown", "action": "\(request.method.rawValue) \(context.route)", "path": request.uri.path,
-                "status": Int(response.status.code), "digest": "sha256:\(digest)",
-            ])
+            payload: ["actor": actor, "action": action, "path": request.uri.path, "status": status, "digest": digest])
         return response
     }
 

@@ -139,6 +139,19 @@ enum PostgresSchema {
                 """,
             ]
         ),
+        (
+            3, "audit",
+            [
+                """
+                CREATE TABLE audit_log (
+                    id TEXT PRIMARY KEY, at BIGINT NOT NULL, tenant TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                    path TEXT NOT NULL, status INTEGER NOT NULL, digest TEXT NOT NULL, node TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_tenant_at ON audit_log (tenant, at)",
+                "CREATE INDEX audit_log_at ON audit_log (at)",
+            ]
+        ),
     ]
 
     /// The newest version this build knows.
