@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import OrionCore
 import OrionTestSupport
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -318,5 +319,38 @@ import Testing
         await #expect(throws: (any Error).self, "an entry id is written once") { try await audit.append([entries[0]]) }
         #expect(try await audit.entries(tenant: "other", since: 0, limit: 1_000).count == 500, "a failed batch adds nothing")
         await opened.close()
+    }
+
+    /// Two nodes on one database: a change on one reaches the other's observers (NOTIFY); when the
+    /// other's listening connection is cut, it reconnects and reports that anything may have changed.
+    @Test(.timeLimit(.minutes(1)))
+    func tenantChangesReachEveryNodeAndALostListenerDropsEverything() async throws {
+        let first = try await Self.open(.postgres)
+        let second = try await Self.open(.postgres, database: first.database)
+        let heard = Mutex<[String?]>([])
+        second.state.tenants.onChange { id in heard.withLock { $0.append(id) } }
+        let listener = Task { try await second.state.services[0].run() }
+        func wait(for expected: String?, after count: Int) async throws -> Bool {
+            for _ in 0..<100 {  // at most 10 s
+                if heard.withLock({ $0.dropFirst(count).contains(expected) }) { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+        #expect(try await wait(for: nil, after: 0), "a listener that starts reports that it may have missed changes")
+        var seen = heard.withLock { $0.count }
+        try await first.state.tenants.upsert(id: "acme", name: "Acme", tier: "pro")
+        #expect(try await wait(for: "acme", after: seen))
+
+        seen = heard.withLock { $0.count }
+        let cut = try #require(first.state.tenants as? PostgresState)
+        try await cut.terminateListeners()
+        #expect(try await wait(for: nil, after: seen), "after reconnecting, every cached tenant is dropped")
+        seen = heard.withLock { $0.count }
+        try await first.state.tenants.upsert(id: "beta", name: "Beta", tier: "free")
+        #expect(try await wait(for: "beta", after: seen), "and changes are heard again")
+        listener.cancel()
+        (second.state.tenants as? PostgresState)?.close()
+        await first.close()
     }
 }

@@ -150,6 +150,14 @@ public final class PostgresState: Sendable {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Ends every session listening for tenant changes in this database (as a restart of the
+    /// server or a network cut would): for tests and for operators checking the reconnection.
+    public func terminateListeners() async throws {
+        try await client.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
+            logger: logger)
+    }
+
     /// Runs `body` in one transaction; an error the body threw (a refused budget, say) comes out
     /// as itself, not wrapped.
     func transaction<Result>(
