@@ -10,7 +10,7 @@ struct StoreCommand: AsyncParsableCommand {
 
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Copy tenants, usage records, idempotency keys and runs (with steps and tool calls) from this node's SQLite files into an empty PostgreSQL database, ids kept, then compare row counts (docs/operations.md).")
+            abstract: "Copy tenants, usage records, idempotency keys, the audit trail and runs (with steps and tool calls) from this node's SQLite files into an empty PostgreSQL database, ids kept, then compare row counts (docs/operations.md).")
 
         @Option(help: "The target, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (default: store.postgresUrl of the configuration).")
         var to: String?

@@ -318,6 +318,8 @@ import Testing
         #expect(try await audit.entries(tenant: "nobody", since: 0, limit: 10).isEmpty)
         await #expect(throws: (any Error).self, "an entry id is written once") { try await audit.append([entries[0]]) }
         #expect(try await audit.entries(tenant: "other", since: 0, limit: 1_000).count == 500, "a failed batch adds nothing")
+        #expect(try await audit.expire(before: 1_100) == 100, "entries at 1,000 to 1,099 are past the retention")
+        #expect(try await audit.entries(tenant: "acme", since: 0, limit: 5_000).count == 1_920)
         await opened.close()
     }
 
@@ -352,5 +354,27 @@ import Testing
         listener.cancel()
         (second.state.tenants as? PostgresState)?.close()
         await first.close()
+    }
+
+    /// A settlement retried after its commit's answer was lost adds the cost once.
+    @Test func aSettlementCountsOnceWhenRetried() async throws {
+        let opened = try await Self.open(.postgres)
+        let budgets = try #require(opened.state.budgets)
+        let month = BudgetLedger.monthStart(Date())
+        let request = BudgetLedger.Request(tenant: "acme", session: "s", amountNanoUSD: 500, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000)
+        let hold = try await budgets.hold(request, monthStart: month, monthEnd: month + 40 * 86_400, now: Date())
+        let settled = try await budgets.settle(holdID: hold, tenant: "acme", session: "s", monthStart: month, actualNanoUSD: 300)
+        #expect(Set(settled.map(\.spentAfter)) == [300])
+        #expect(try await budgets.settle(holdID: hold, tenant: "acme", session: "s", monthStart: month, actualNanoUSD: 300).isEmpty)
+        // 300 spent: 700 left, so a hold of 700 fits and one of 701 does not.
+        await #expect(throws: BudgetExceeded.self) {
+            try await budgets.hold(
+                .init(tenant: "acme", session: "t", amountNanoUSD: 701, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000), monthStart: month,
+                monthEnd: month + 40 * 86_400, now: Date())
+        }
+        _ = try await budgets.hold(
+            .init(tenant: "acme", session: "t", amountNanoUSD: 700, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000), monthStart: month,
+            monthEnd: month + 40 * 86_400, now: Date())
+        await opened.close()
     }
 }

@@ -34,6 +34,11 @@ import Testing
         _ = try await keys.claim(tenant: "acme", key: "alice|k1", fingerprint: "f1")
         try await keys.complete(tenant: "acme", key: "alice|k1", status: 201, contentType: "application/json", body: Data("{\"ok\":true}".utf8))
         _ = try await keys.claim(tenant: "beta", key: "bob|k2", fingerprint: "f2")
+        let localAudit = try SQLiteAuditStore(path: config.dataDirectory + "/audit.sqlite")
+        try await localAudit.append([
+            AuditEntry(id: "a1", at: now - 2_000, tenant: "acme", actor: "alice", action: "POST /api/memory", path: "/api/memory", status: 201, digest: "sha256:00", node: "orion-local"),
+            AuditEntry(id: "a2", at: now - 1_000, tenant: "beta", actor: "bob", action: "DELETE /api/memory/{id}", path: "/api/memory/m", status: 204, digest: "sha256:01", node: "orion-local"),
+        ])
         let localRuns = SQLiteRunStore(pool: try DocumentStore(path: config.resolvedDocumentStorePath).pool)
         try await localRuns.insert(StoreContractTests.run("r1", "tenant_acme", at: now - 5_000), node: "orion-local")
         try await localRuns.insert(StoreContractTests.run("r2", "tenant_beta", at: now - 4_000), node: "orion-local")
@@ -52,6 +57,7 @@ import Testing
         #expect(migrated.status == 0, "\(migrated.stdout)\(migrated.stderr)")
         #expect(migrated.stdout.contains("tenants: 3 rows") && migrated.stdout.contains("→ 3000 rows in PostgreSQL"))
         #expect(migrated.stdout.contains("idempotency: 2 rows"))
+        #expect(migrated.stdout.contains("audit_log: 2 rows"))
         #expect(migrated.stdout.contains("runs: 2 rows") && migrated.stdout.contains("run_steps: 1 rows") && migrated.stdout.contains("run_tool_calls: 1 rows"))
 
         let url = try #require(try? RuntimeConfig.PostgresURL.parse(database.url).get())
@@ -70,6 +76,11 @@ import Testing
             let moved = try await shared.run(id: id, namespace: namespace)
             let kept = try await localRuns.run(id: id, namespace: namespace)
             #expect(moved != nil && moved == kept, "\(id) with its steps and tool calls")
+        }
+        for tenant in ["acme", "beta"] {
+            let moved = try await shared.entries(tenant: tenant, since: 0, limit: 10)
+            let kept = try await localAudit.entries(tenant: tenant, since: 0, limit: 10)
+            #expect(moved == kept && moved.count == 1)
         }
         // New records continue after the copied ids.
         try await shared.insert([[StoreContractTests.record(1, tenant: "acme")]])

@@ -15,11 +15,14 @@ import Foundation
 ///   - `store.budgetHoldSeconds` — `ORION_BUDGET_HOLD_SECONDS` — number in [10, 86400], `900`:
 ///     how long a budget reservation of a call counts against the caps when its node never
 ///     settles it (the node stopped mid-call). Longer than `engines.timeoutSeconds`.
+///   - `store.auditRetentionDays` — `ORION_AUDIT_RETENTION_DAYS` — number in [1, 3650], `365`: how long
+///     audit entries (`GET /api/audit`) are kept; older ones are deleted once an hour.
 extension RuntimeConfig {
     public struct Store: Sendable, Equatable {
         public var postgres: PostgresURL?
         public var poolSize = 10
         public var budgetHoldSeconds = 900.0
+        public var auditRetentionDays = 365.0
     }
 
     /// A parsed `postgres://` address.
@@ -71,7 +74,7 @@ extension RuntimeConfig {
         }
     }
 
-    static let storeKeyNames: Set<String> = ["postgresUrl", "poolSize", "budgetHoldSeconds"]
+    static let storeKeyNames: Set<String> = ["postgresUrl", "poolSize", "budgetHoldSeconds", "auditRetentionDays"]
 
     static let storeKeys: [Key] = [
         Key(path: "store.postgresUrl", env: "ORION_POSTGRES_URL", requiredInProduction: false) { c, n, _ throws(ConfigError) in
@@ -87,6 +90,9 @@ extension RuntimeConfig {
         },
         Key(path: "store.budgetHoldSeconds", env: "ORION_BUDGET_HOLD_SECONDS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
             c.store.budgetHoldSeconds = try n.number(in: 10...86_400, "seconds in [10, 86400]")
+        },
+        Key(path: "store.auditRetentionDays", env: "ORION_AUDIT_RETENTION_DAYS", requiredInProduction: false) { c, n, _ throws(ConfigError) in
+            c.store.auditRetentionDays = try n.number(in: 1...3650, "days in [1, 3650]")
         },
     ]
 }

@@ -54,7 +54,7 @@ public struct OrionApplication: Sendable {
         let state = try await SharedState.open(config: config, logger: logger)
         logger.info("shared state opened", metadata: ["orion.store": "\(state.backend)"])
         let usage = state.usage.map { UsageTracker(store: $0, logger: logger) }
-        let audit = AuditTrail(store: state.audit, logger: logger)
+        let audit = AuditTrail(store: state.audit, retentionDays: config.store.auditRetentionDays, logger: logger)
         let events = EventHub(registry: runtime.registry, config: config, logger: logger)
         let engines = ChatEngines(registry: runtime.registry, usage: usage, shared: state.budgets, config: config, logger: logger, events: events)
         let memory = MemoryBank(

@@ -41,6 +41,8 @@ public protocol AuditStore: Sendable {
     func append(_ entries: [AuditEntry]) async throws
     /// A tenant's entries at or after `since` (epoch ms), newest first.
     func entries(tenant: String, since: Int64, limit: Int) async throws -> [AuditEntry]
+    /// Deletes the entries older than `before` (epoch ms), every tenant's; returns how many.
+    func expire(before: Int64) async throws -> Int
 }
 
 /// The audit trail of one node: `<dataDirectory>/audit.sqlite`.
@@ -71,6 +73,13 @@ public final class SQLiteAuditStore: AuditStore {
         }
     }
 
+    public func expire(before: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM audit_log WHERE at < ?", arguments: [before])
+            return db.changesCount
+        }
+    }
+
     public func entries(tenant: String, since: Int64, limit: Int) async throws -> [AuditEntry] {
         try await pool.read { db in
             try Row.fetchAll(
@@ -86,16 +95,18 @@ public final class SQLiteAuditStore: AuditStore {
 
 /// Records audit entries without making a request wait: ``record(_:)`` queues (bounded; a full
 /// queue drops and counts `orion_audit_dropped_total`), and the service writes the queue every
-/// 200 ms and at graceful shutdown.
+/// 200 ms and at graceful shutdown, and deletes entries past `retentionDays` once an hour.
 public final class AuditTrail: Service, Sendable {
     public let store: any AuditStore
     let capacity: Int
+    let retentionDays: Double
     let logger: Logger
     private let queue = Mutex<(entries: [AuditEntry], dropped: Int)>(([], 0))
     private let turn = AsyncTurn()
 
-    public init(store: any AuditStore, capacity: Int = 10_000, logger: Logger) {
+    public init(store: any AuditStore, capacity: Int = 10_000, retentionDays: Double = 365, logger: Logger) {
         self.store = store
+        self.retentionDays = retentionDays
         self.capacity = max(1, capacity)
         self.logger = logger
     }
@@ -135,11 +146,24 @@ public final class AuditTrail: Service, Sendable {
     }
 
     public func run() async throws {
+        var failing = false
+        var nextExpiry = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await flush()
+                if failing { logger.notice("audit entries are written again") }
+                failing = false
             } catch {
-                logger.error("audit entries could not be written; retrying", metadata: ["orion.error": "\(error)"])
+                // Logged once per outage, not at every retry.
+                if !failing { logger.error("audit entries could not be written; retrying every 200 ms", metadata: ["orion.error": "\(error)"]) }
+                failing = true
+            }
+            if ContinuousClock.now >= nextExpiry {
+                nextExpiry = ContinuousClock.now + .seconds(3600)
+                let cutoff = Int64((Date().timeIntervalSince1970 - retentionDays * 86_400) * 1000)
+                if let removed = try? await store.expire(before: cutoff), removed > 0 {
+                    logger.info("audit entries past their retention deleted", metadata: ["orion.audit.deleted": "\(removed)"])
+                }
             }
             try? await Task.sleep(for: .milliseconds(200))
         }

@@ -5,8 +5,8 @@ import NIOCore
 import PostgresNIO
 
 /// Moves one node's embedded SQLite state into PostgreSQL (`orion store migrate`): every row of
-/// every shared table (tenants, usage records, idempotency keys, runs with their steps and tool
-/// calls), ids and tenant ids kept, in one transaction, into a database that holds
+/// every shared table (tenants, usage records, idempotency keys, the audit trail, runs with their
+/// steps and tool calls), ids and tenant ids kept, in one transaction, into a database that holds
 /// none yet; then checks the copy by row counts, per table and per tenant (docs/operations.md).
 public enum StoreMigration {
     /// One table: its rows in SQLite and in PostgreSQL after the copy.
@@ -49,6 +49,12 @@ public enum StoreMigration {
                 columns: [
                     ("tenant", .text), ("key", .text), ("fingerprint", .text), ("status", .integer), ("content_type", .text), ("body", .blob),
                     ("created_at", .integer),
+                ]),
+            Table(
+                name: "audit_log", file: data.appendingPathComponent("audit.sqlite"),
+                columns: [
+                    ("id", .text), ("at", .integer), ("tenant", .text), ("actor", .text), ("action", .text), ("path", .text), ("status", .integer),
+                    ("digest", .text), ("node", .text),
                 ]),
             // Runs live beside the memories in the document store's file; steps after their runs.
             Table(

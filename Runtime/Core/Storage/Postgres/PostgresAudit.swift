@@ -31,6 +31,12 @@ extension PostgresState: AuditStore {
         }
     }
 
+    public func expire(before: Int64) async throws -> Int {
+        var removed = 0
+        for try await _ in try await client.query("DELETE FROM audit_log WHERE at < \(before) RETURNING 1", logger: logger).decode(Int.self) { removed += 1 }
+        return removed
+    }
+
     public func entries(tenant: String, since: Int64, limit: Int) async throws -> [AuditEntry] {
         var entries: [AuditEntry] = []
         let rows = try await client.query(

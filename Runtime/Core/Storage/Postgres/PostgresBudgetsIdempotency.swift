@@ -78,12 +78,17 @@ extension PostgresState: SharedBudgets {
         let accounts = [month] + (session.map { [Self.sessionAccount($0)] } ?? [])
         let stamp = Self.now()
         return try await transaction { connection in
+            // The hold is the settlement's key: a retry after a commit whose answer was lost finds
+            // it gone and adds nothing a second time.
+            let deleted = try await connection.query("DELETE FROM budget_holds WHERE id = \(id) AND tenant = \(tenant) RETURNING 1", logger: logger)
+            var held = false
+            for try await _ in deleted.decode(Int.self) { held = true }
+            guard held else { return [] }
             var before: [String: Int64] = [:]
             let locked = try await connection.query(
                 "SELECT account, spent_nano FROM budget_accounts WHERE tenant = \(tenant) AND account = ANY(\(accounts)) ORDER BY account FOR UPDATE",
                 logger: logger)
             for try await (account, nano) in locked.decode((String, Int64).self) { before[account] = nano }
-            try await connection.query("DELETE FROM budget_holds WHERE id = \(id) AND tenant = \(tenant)", logger: logger)
             try await connection.query(
                 "UPDATE budget_accounts SET spent_nano = spent_nano + \(actualNanoUSD), updated_at = \(stamp) WHERE tenant = \(tenant) AND account = ANY(\(accounts))",
                 logger: logger)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PostgresNIO
 
 /// The PostgreSQL schema, as numbered migrations. Each runs once, in its own transaction, under an
@@ -159,20 +160,21 @@ enum PostgresSchema {
 }
 
 extension PostgresState {
-    /// Applies the migrations this database lacks; refuses a database migrated by a newer build.
-    func migrate() async throws {
-        try await transaction { connection in
+    /// Applies the migrations this database lacks, over `connection`; refuses a database migrated
+    /// by a newer build.
+    static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS orion_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)", logger: logger)
         }
         var applied = Set<Int>()
-        for try await version in try await client.query("SELECT version FROM orion_schema", logger: logger).decode(Int.self) { applied.insert(version) }
+        for try await version in try await connection.query("SELECT version FROM orion_schema", logger: logger).decode(Int.self) { applied.insert(version) }
         if let newest = applied.max(), newest > PostgresSchema.latest {
             throw StoreError("the database's schema is at version \(newest), newer than this build's \(PostgresSchema.latest): upgrade this node")
         }
         for migration in PostgresSchema.migrations where !applied.contains(migration.version) {
-            try await transaction { connection in
+            try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: logger)
                 // Another node may have applied it while this one waited for the lock.
                 let rows = try await connection.query("SELECT 1 FROM orion_schema WHERE version = \(migration.version)", logger: logger)

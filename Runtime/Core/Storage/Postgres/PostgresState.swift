@@ -19,6 +19,8 @@ public final class PostgresState: Sendable {
     /// Seconds a stored idempotent response is replayed.
     let idempotencyTTL: Double
     private let observers = Mutex<[@Sendable (String?) -> Void]>([])
+    /// The last readiness check: when, and what it found.
+    private let lastProbe = Mutex<(at: ContinuousClock.Instant, problem: String?)?>(nil)
     /// The client's connection pool runs in this task from ``connect`` until ``close()``.
     private let clientTask: Mutex<Task<Void, Never>?>
 
@@ -43,29 +45,44 @@ public final class PostgresState: Sendable {
         // One more than the pool: the tenant-change listener holds a connection for as long as it runs.
         configuration.options.maximumConnections = poolSize + 1
         configuration.options.connectTimeout = .seconds(5)
-        try await preflight(url: url, configuration: configuration, logger: logger)
+        // The pool starts first, so it is running by the time the schema is up to date.
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let task = Task { await client.run() }
         let state = PostgresState(client: client, clientTask: task, logger: logger, budgetHoldSeconds: budgetHoldSeconds, idempotencyTTL: idempotencyTTL)
         do {
-            try await state.migrate()
+            try await withSetupConnection(url: url, logger: logger) { connection in try await migrate(connection, logger: logger) }
+        } catch let error as StoreError {
+            state.close()
+            throw error
         } catch {
             state.close()
-            throw StoreError("PostgreSQL at \(url) could not be opened: \(String(reflecting: error))")
+            throw StoreError("PostgreSQL at \(url) could not be prepared: \(cause(error))")
         }
         return state
     }
 
-    /// Why the database does not answer `SELECT 1` within `limit`, or nil.
+    /// Why the database does not answer `SELECT 1` within `limit`, or nil; checked at most once a
+    /// second (readiness probes may come often). The cause is logged, not returned: `/ready` is public.
     func problem(within limit: Duration) async -> String? {
+        if let cached = lastProbe.withLock({ probe in probe.map { ContinuousClock.now - $0.at < .seconds(1) ? $0 : nil } ?? nil }) {
+            return cached.problem
+        }
+        let problem = await probe(within: limit)
+        lastProbe.withLock { $0 = (ContinuousClock.now, problem) }
+        return problem
+    }
+
+    private func probe(within limit: Duration) async -> String? {
         let client = self.client
+        let logger = self.logger
         let answered = await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 do {
                     try await client.query("SELECT 1")
                     return nil
                 } catch {
-                    return "the shared PostgreSQL store failed: \(String(reflecting: error))"
+                    logger.warning("the shared PostgreSQL store failed a readiness check", metadata: ["orion.error": "\(PostgresState.cause(error))"])
+                    return "the shared PostgreSQL store failed a query (the node's log says why)"
                 }
             }
             group.addTask {
@@ -79,19 +96,26 @@ public final class PostgresState: Sendable {
         return answered
     }
 
-    /// One connection opened and closed before the pool starts: a wrong address, password or TLS
+    /// Runs `body` on a connection of its own, outside the pool: a wrong address, password or TLS
     /// setting fails at once with its own cause, instead of after the pool's retries.
-    static func preflight(url: RuntimeConfig.PostgresURL, configuration: PostgresClient.Configuration, logger: Logger) async throws {
-        var connection = PostgresConnection.Configuration(
+    static func withSetupConnection(url: RuntimeConfig.PostgresURL, logger: Logger, _ body: (PostgresConnection) async throws -> Void) async throws {
+        var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
             tls: url.requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable)
-        connection.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(5)
+        let connection: PostgresConnection
         do {
-            let opened = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
-            try await opened.close()
+            connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
         } catch {
             throw StoreError("PostgreSQL at \(url) refused the connection: \(Self.cause(error)); check store.postgresUrl (host, port, user, password, database, sslmode)")
         }
+        do {
+            try await body(connection)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try? await connection.close()
     }
 
     /// What went wrong, in the server's words when it sent some.
