@@ -16,19 +16,10 @@ public final class GatewayStore: Sendable {
         pool = try SQLiteFile.pool(at: path)
         self.recordRetention = recordRetention
         var migrator = DatabaseMigrator()
+        // Files made before idempotency keys moved to SQLiteIdempotencyKeys also have that table
+        // from this migration; SQLiteIdempotencyKeys makes it in new files.
         migrator.registerMigration("gateway-v1") { db in
             try db.execute(sql: """
-                CREATE TABLE idempotency (
-                    tenant TEXT NOT NULL,
-                    key TEXT NOT NULL,
-                    fingerprint TEXT NOT NULL,
-                    status INTEGER,
-                    content_type TEXT,
-                    body BLOB,
-                    created_at INTEGER NOT NULL,
-                    PRIMARY KEY (tenant, key)
-                );
-                CREATE INDEX idempotency_created ON idempotency(created_at);
                 CREATE TABLE requests (
                     at INTEGER NOT NULL,
                     tenant TEXT,

@@ -45,7 +45,7 @@ final class NodePair: Sendable {
         var ports: [Int] = []
         var processes: [Process] = []
         for node in ["a", "b"] {
-            let port = Int.random(in: 20_000..<40_000)
+            let port = TestPorts.free()
             let config = dir + "/\(node).yaml"
             try """
                 instanceId: node-\(node)

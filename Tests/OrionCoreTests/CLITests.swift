@@ -103,15 +103,17 @@ import Testing
     @Test(.timeLimit(.minutes(1)))
     func serveStopsWithALiveEventSubscriber() async throws {
         let (config, _) = try deployment()
-        let port = Int.random(in: 20_000..<40_000)
+        let port = TestPorts.free()
         try "dataDirectory: data\nplugins:\n  directory: plugins.d\n  watchIntervalSeconds: 0\ngateway: { port: \(port) }\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let token = try await run(["token", "--config", config, "--tenant", "acme", "--roles", "member"]).stdout.split(separator: "\n").last.map(String.init) ?? ""
         let server = Process()
         server.executableURL = URL(fileURLWithPath: orion)
-        server.arguments = ["serve", "--config", config, "--log-level", "error"]
+        server.arguments = ["serve", "--config", config, "--log-level", "info"]
         server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
+        let serverLog = (config as NSString).deletingLastPathComponent + "/serve.log"
+        FileManager.default.createFile(atPath: serverLog, contents: nil)
+        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: serverLog))
         try server.run()
         defer { if server.isRunning { server.terminate() } }
         let client = Process()
@@ -126,7 +128,7 @@ import Testing
             if String(decoding: handle.availableData, as: UTF8.self).contains("subscribed") { subscribed.withLock { $0 = true } }
         }
         for _ in 0..<1000 where !subscribed.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }  // at most 20 s
-        #expect(subscribed.withLock { $0 })
+        #expect(subscribed.withLock { $0 }, "\((try? String(contentsOfFile: serverLog, encoding: .utf8)) ?? "")")
         server.terminate()  // SIGTERM
         for _ in 0..<500 where server.isRunning || client.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(!server.isRunning, "the server still waits on its event stream")

@@ -13,14 +13,14 @@ public final class RedisServer: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "redis-server is not installed: run scripts/test.sh (it installs the Debian package)"])
         }
-        port = Int.random(in: 41_000..<60_000)
+        port = TestPorts.free()
         // A port another process holds makes redis-server exit at once: try another (five at most).
         for attempt in 0..<5 {
             do {
                 try start()
                 return
             } catch where attempt < 4 {
-                port = Int.random(in: 41_000..<60_000)
+                port = TestPorts.free()
             }
         }
     }

@@ -333,7 +333,14 @@ public final class RunRunner: Sendable {
             return .requested
         }
         guard let record = try await record(id: runID, namespace: namespace) else { return .notFound }
-        return record.status.hasEnded ? .alreadyEnded(record.status) : .notRunningHere
+        if record.status.hasEnded { return .alreadyEnded(record.status) }
+        // A run is registered before its record is written: one that started while the record
+        // was read is found now.
+        if let trace = activeTrace(runID: runID, namespace: namespace) {
+            trace.cancel(reason: reason)
+            return .requested
+        }
+        return .notRunningHere
     }
 
     /// Closes runs this node (``node``) left `running` when it stopped while they ran (a crash, a

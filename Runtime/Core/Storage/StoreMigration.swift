@@ -128,7 +128,7 @@ public enum StoreMigration {
         var lastRowID: Int64 = Int64.min
         while true {
             let after = lastRowID
-            let page = try await queue.read { db in
+            let page = try queue.read { db in  // a one-shot command: reading on this thread is fine
                 try Row.fetchAll(
                     db, sql: "SELECT rowid AS orion_rowid, \(names.joined(separator: ", ")) FROM \(table.name) WHERE rowid > ? ORDER BY rowid LIMIT 5000",
                     arguments: [after])

@@ -6,8 +6,10 @@ import ServiceLifecycle
 import Synchronization
 
 /// The state several nodes share, in one PostgreSQL database (`store.postgresUrl`): tenants, usage
-/// records, budget accounts and idempotency keys. Every query names the tenant it reads or writes,
-/// except the operator's usage summary across tenants and the expiry sweeps.
+/// records, budget accounts, idempotency keys, runs with their steps and tool calls, and the audit
+/// trail. Every query names the tenant (or tenant namespace) it reads or writes, except the
+/// operator's usage summary across tenants, a node closing its own interrupted runs, and the
+/// expiry sweeps.
 ///
 /// A tenant change is announced with `NOTIFY orion_tenants` in its transaction; every node listens
 /// on that channel and drops its cached resolution of the tenant (see ``service``).
@@ -143,7 +145,7 @@ public final class PostgresState: Sendable {
         let state: PostgresState
 
         func run() async throws {
-            try? await cancelWhenGracefulShutdown {
+            await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     do {
                         try await state.client.withConnection { connection in
