@@ -62,7 +62,7 @@ public struct GatewayServer: Sendable {
         router.add(middleware: IdempotencyMiddleware(store: store.idempotency))
         router.add(middleware: SideEffectMiddleware(events: app.events, audit: app.audit, node: config.instanceID))
         SystemRoutes(app: app, telemetry: telemetry, store: store, rbac: config.rbac).add(to: router)
-        TenantRoutes(tenants: tenants, registry: app.runtime.registry, rbac: config.rbac).add(to: router)
+        TenantRoutes(tenants: tenants, registry: app.runtime.registry, audit: app.audit, node: config.instanceID, rbac: config.rbac).add(to: router)
         AuditRoutes(audit: app.audit, rbac: config.rbac).add(to: router)
         MemoryRoutes(memory: app.memory, rbac: config.rbac).add(to: router)
         OpenAIRoutes(engines: app.engines, rbac: config.rbac).add(to: router)

@@ -127,6 +127,10 @@ import Testing
         #expect(try await h.send(.PUT, "/api/admin/tenants/newco", token: member, json: ["name": "x", "tier": "free"]).status == 403)
         #expect(try await h.send(.GET, "/api/admin/tenants", token: member).status == 403)
 
+        // The operator's changes are in the changed tenant's trail too.
+        let trail = try await h.send(.GET, "/api/audit?tenant=newco", token: admin).json["entries"] as? [[String: Any]] ?? []
+        #expect(trail.count == 2 && trail.allSatisfy { $0["actor"] as? String == "olga" && $0["action"] as? String == "PUT /api/admin/tenants/{id}" })
+        #expect(trail.map { $0["status"] as? Int } == [200, 201])
         let list = try await h.send(.GET, "/api/admin/tenants", token: admin)
         #expect((list.json["tenants"] as? [[String: Any]])?.compactMap { $0["id"] as? String }.contains("newco") == true)
         #expect(try await h.send(.GET, "/api/admin/tenants/newco", token: admin).json["name"] as? String == "NewCo Ltd")

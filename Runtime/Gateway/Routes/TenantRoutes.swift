@@ -1,13 +1,17 @@
+import Crypto
 import Foundation
 import Hummingbird
 import OrionCore
 
 /// Tenants for operators (permission `admin:tenants`): `GET /api/admin/tenants`,
 /// `GET /api/admin/tenants/{id}` and `PUT /api/admin/tenants/{id}`. A change reaches every node:
-/// each drops its cached resolution of the tenant (docs/operations.md).
+/// each drops its cached resolution of the tenant (docs/operations.md). It is in the audit trail
+/// of the operator's tenant (as every change is) and of the tenant changed.
 struct TenantRoutes: Sendable {
     let tenants: any TenantDirectory
     let registry: Registry
+    let audit: AuditTrail
+    let node: String
     let rbac: RuntimeConfig.RBAC
 
     static let putSchema = BodySchema([
@@ -51,6 +55,9 @@ struct TenantRoutes: Sendable {
         guard TenantStore.isValidID(id) else {
             throw GatewayError.badRequest("tenant id '\(id)' is invalid: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'", field: "id")
         }
+        var request = request
+        // Bounded by the body middleware before it gets here.
+        let raw = try await request.collectBody(upTo: .max)
         let body = try await Self.putSchema.parse(request)
         let tier = body.string("tier") ?? ""
         let tiers = registry.snapshot.tiers
@@ -59,6 +66,12 @@ struct TenantRoutes: Sendable {
         }
         let existed = try await tenants.tenant(id: id) != nil
         let tenant = try await tenants.upsert(id: id, name: body.string("name") ?? "", tier: tier, costCapUSD: body.double("costCapUsd"))
+        if id != context.tenant?.tenant.id {
+            audit.record(AuditEntry(
+                at: Int64(Date().timeIntervalSince1970 * 1000), tenant: id, actor: context.identity?.userID ?? "unknown",
+                action: "PUT /api/admin/tenants/{id}", path: request.uri.path, status: existed ? 200 : 201,
+                digest: "sha256:" + SideEffectMiddleware.hex(SHA256.hash(data: Data(raw.readableBytesView))), node: node))
+        }
         return try JSONResponse.make(existed ? .ok : .created, Self.json(tenant), context: context)
     }
 }
