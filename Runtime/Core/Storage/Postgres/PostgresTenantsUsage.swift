@@ -3,7 +3,6 @@ import PostgresNIO
 
 extension PostgresState: TenantDirectory {
     typealias TenantRow = (String, String, String, Double?, Int64, Int64)
-    static let tenantColumns = "id, name, tier, cost_cap_usd, created_at, updated_at"
 
     static func tenant(_ row: TenantRow) -> Tenant {
         Tenant(id: row.0, name: row.1, tier: row.2, costCapUSD: row.3, createdAt: row.4, updatedAt: row.5)
