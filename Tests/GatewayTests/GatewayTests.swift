@@ -7,6 +7,7 @@ import NIOHTTP1
 import ServiceLifecycle
 import OrionCore
 import OrionGateway
+import OrionTestSupport
 import Testing
 
 /// The gateway over real HTTP on a loopback port.
@@ -308,6 +309,6 @@ import Testing
 
 enum TestPluginsPath {
     static func temp(_ name: String) -> String {
-        (NSTemporaryDirectory() as NSString).appendingPathComponent("\(UUID().uuidString)-\(name)")
+        (TestPlugins.scratchRoot as NSString).appendingPathComponent("\(UUID().uuidString)-\(name)")
     }
 }

@@ -8,10 +8,11 @@ import Testing
 /// embed-local through the C ABI, on the real ONNX Runtime library and model that
 /// scripts/embed-setup.sh installs.
 @Suite struct EmbedLocalTests {
-    static let image: PluginImage = try! PluginImage(path: TestPlugins.path("embed-local"))
+    /// Loaded once; a plugin that does not load fails each test that needs it, never the process.
+    static let loaded = Result { () throws(PluginLoadError) in try PluginImage(path: TestPlugins.path("embed-local")) }
 
     static func instance(_ overrides: [String: Any] = [:]) throws(PluginLoadError) -> PluginInstance {
-        try PluginInstance(image: image, config: Data(EmbedFiles.config(overrides).utf8), services: RecordingHost())
+        try PluginInstance(image: loaded.get(), config: Data(EmbedFiles.config(overrides).utf8), services: RecordingHost())
     }
 
     /// The refusal message for `overrides`, or nil when the instance was created.

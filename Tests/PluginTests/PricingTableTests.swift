@@ -7,11 +7,12 @@ import Testing
 
 /// pricing-table through the C ABI: the shipped table, look-up rules, LiteLLM import, refusals.
 @Suite struct PricingTableTests {
-    static let image: PluginImage = try! PluginImage(path: TestPlugins.path("pricing-table"))
+    /// Loaded once; a plugin that does not load fails each test that needs it, never the process.
+    static let loaded = Result { () throws(PluginLoadError) in try PluginImage(path: TestPlugins.path("pricing-table")) }
 
     /// An instance from the config JSON `config` (kept alive by the caller).
     static func instance(_ config: String) throws(PluginLoadError) -> PluginInstance {
-        try PluginInstance(image: image, config: Data(config.utf8), services: RecordingHost())
+        try PluginInstance(image: loaded.get(), config: Data(config.utf8), services: RecordingHost())
     }
 
     /// plugins.d/pricing.yaml's models, as the deployment hands them to the plugin.

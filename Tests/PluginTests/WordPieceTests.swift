@@ -78,7 +78,7 @@ import Testing
 
     @Test func aCRLFVocabularyReadsTheSame() throws {
         let lines = (0..<tokens.count).map { tokens[Int32($0)] ?? "" }
-        let path = NSTemporaryDirectory() + "vocab-crlf-\(UUID().uuidString).txt"
+        let path = TestPlugins.temporaryDirectory("vocab") + "/crlf.txt"
         try (lines.joined(separator: "\r\n") + "\r\n").write(toFile: path, atomically: true, encoding: .utf8)
         let crlf = try WordPieceTokenizer(vocabularyFile: path, maxTokens: 256)
         #expect(crlf.vocabulary == tokenizer.vocabulary)

@@ -22,12 +22,30 @@ public enum TestPlugins {
         (directory as NSString).appendingPathComponent("lib\(name).so")
     }
 
-    /// A fresh temporary directory.
+    /// A fresh temporary directory, inside this test process's scratch root.
     public static func temporaryDirectory(_ label: String = "orion-test") -> String {
-        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label)-\(UUID().uuidString)")
+        let path = (scratchRoot as NSString).appendingPathComponent("\(label)-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    /// `$TMPDIR/orion-tests/<pid>`: every test's files live here and go when the process exits. A
+    /// run that crashed or was killed leaves its root behind; the next run removes the roots of
+    /// processes that are gone. Left to pile up, these files (stores, indexes, logs) fill the disk
+    /// after a few dozen runs.
+    public static let scratchRoot: String = {
+        let base = (NSTemporaryDirectory() as NSString).appendingPathComponent("orion-tests")
+        let fm = FileManager.default
+        for entry in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
+            if let pid = Int32(entry), kill(pid, 0) != 0, errno == ESRCH {
+                try? fm.removeItem(atPath: (base as NSString).appendingPathComponent(entry))
+            }
+        }
+        let root = (base as NSString).appendingPathComponent("\(getpid())")
+        try? fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: TestPlugins.scratchRoot) }
+        return root
+    }()
 }
 
 /// A clock the test moves by hand.
