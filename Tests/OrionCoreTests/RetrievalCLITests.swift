@@ -163,6 +163,15 @@ import Testing
         }
         let hasty = try await bench(["--ef-search", "1"])
         #expect(try #require(hasty["hnsw_recall_at_10"]) < 1)
+        // Near a 4-dimensional subspace the graph has structure to follow: the same small
+        // efSearch finds more of the exact top 10 than on full-rank noise.
+        let noise = try await bench(["--ef-search", "4"])
+        let structured = try await bench(["--ef-search", "4", "--intrinsic-dimensions", "4"])
+        #expect(structured["intrinsic_dimensions"] == 4 && noise["intrinsic_dimensions"] == 32)
+        #expect(try #require(structured["hnsw_recall_at_10"]) > (try #require(noise["hnsw_recall_at_10"])))
+        let tooMany = try await run(["bench", "retrieval", "--synthetic", "400", "--intrinsic-dimensions", "33", "--dimensions", "32", "--config", config])
+        #expect(tooMany.status != 0)
+        #expect(tooMany.stderr.contains("between 1 and --dimensions (32)"))
 
         let mixed = try await run(["bench", "retrieval", "--synthetic", "400", "--retriever", "vector", "--config", config])
         #expect(mixed.status != 0)

@@ -26,6 +26,10 @@ struct BenchRetrieval: AsyncParsableCommand {
     @Option(help: "With --synthetic: dimensions of the random vectors.") var dimensions = 384
     @Option(help: "With --synthetic: efSearch for 'hnsw' instead of its plugins.d value (random vectors need far more than text embeddings).")
     var efSearch: Int?
+    @Option(help: ArgumentHelp(
+        "With --synthetic: draw vectors near a random subspace of this many dimensions (plus 10% noise) instead of from all of them.",
+        discussion: "Embeddings of text lie near a low-dimensional manifold; full-rank random vectors are the worst case for a graph index."))
+    var intrinsicDimensions: Int?
     @Option(help: "An exact retriever instance (e.g. vector) to measure --retriever's recall@10 against (for an approximate index such as hnsw).")
     var exact: String?
     @Flag(help: "Also run the queries embedded by the default tier's embeddings engine (instead of queries.f32) and report both nDCG@10.")
@@ -45,13 +49,20 @@ struct BenchRetrieval: AsyncParsableCommand {
         if embed, synthetic != nil { throw ValidationError("--embed needs a folder with query texts, not --synthetic") }
         if exact != nil, synthetic != nil { throw ValidationError("--exact is for a folder; --synthetic always compares with exact search") }
         if let efSearch, efSearch < 1 { throw ValidationError("--ef-search must be at least 1") }
+        if let intrinsicDimensions {
+            guard synthetic != nil else { throw ValidationError("--intrinsic-dimensions shapes --synthetic's vectors; give --synthetic N") }
+            guard (1...dimensions).contains(intrinsicDimensions) else {
+                throw ValidationError("--intrinsic-dimensions must be between 1 and --dimensions (\(dimensions))")
+            }
+        }
     }
 
     func run() async throws {
         let (config, logger, scratch) = try options.benchDeployment()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         if let synthetic {
-            let bench = SyntheticBench(count: synthetic, queries: syntheticQueries, dimensions: dimensions, efSearch: efSearch)
+            let bench = SyntheticBench(
+                count: synthetic, queries: syntheticQueries, dimensions: dimensions, intrinsicDimensions: intrinsicDimensions, efSearch: efSearch)
             let result = try await bench.run(config: config, logger: logger)
             SyntheticBench.print(result, efSearch: efSearch)
             if json {

@@ -8,13 +8,17 @@ import OrionPluginHost
 /// on N random unit vectors — HNSW's recall@10 against the exact answer, queries per second of
 /// each, build time and memory.
 ///
-/// Vectors are Gaussian, normalised, from a fixed seed, so runs are comparable. Random vectors
-/// are the hard case for a graph index (no clusters to follow): it needs a far larger efSearch
-/// for the same recall than on embeddings of real text, hence `--ef-search`.
+/// Vectors are Gaussian, normalised, from a fixed seed, so runs are comparable. Full-rank random
+/// vectors are the hard case for a graph index (no structure to follow): it needs a far larger
+/// efSearch for the same recall than on embeddings of real text, hence `--ef-search`. With
+/// `intrinsicDimensions` R, documents and queries lie near one random R-dimensional subspace
+/// instead (plus 10% noise in every dimension), as embeddings of text lie near a manifold of far
+/// fewer dimensions than their vectors have.
 struct SyntheticBench {
     var count: Int
     var queries: Int
     var dimensions: Int
+    var intrinsicDimensions: Int?
     var efSearch: Int?
     var flatID = "vector"
     var hnswID = "hnsw"
@@ -22,6 +26,7 @@ struct SyntheticBench {
     struct Result: Encodable {
         var vectors: Int
         var dimensions: Int
+        var intrinsic_dimensions: Int
         var queries: Int
         var flat_build_seconds: Double
         var flat_qps: Double
@@ -37,11 +42,12 @@ struct SyntheticBench {
         let namespace = Namespace.forTenant("bench")
         let store = try DocumentStore(path: config.resolvedDocumentStorePath)
         var random = Gaussian(seed: 0x0A11_CE5E_ED)
+        let source = SyntheticVectors(dimensions: dimensions, intrinsic: intrinsicDimensions, random: &random)
         var progress = Progress(total: count, label: "store")
         var written = 0
         while written < count {
             let batch = (written..<min(written + 2000, count)).map { i in
-                DocumentInput(id: "v\(i)", fields: [], embedding: random.unitVector(dimensions))
+                DocumentInput(id: "v\(i)", fields: [], embedding: source.next(&random))
             }
             _ = try store.upsert(batch, namespace: namespace)
             written += batch.count
@@ -49,7 +55,7 @@ struct SyntheticBench {
         }
         progress.update(count, force: true)
         progress.finish()
-        let queryVectors = (0..<queries).map { _ in random.unitVector(dimensions) }
+        let queryVectors = (0..<queries).map { _ in source.next(&random) }
 
         let full = try DeploymentSpec.load(directory: config.plugins.directory)
         func instance(_ id: String, overrides: [String: JSONValue] = [:]) throws -> InstanceSpec {
@@ -94,14 +100,15 @@ struct SyntheticBench {
             found += Set(truth).intersection(answer).count
         }
         return Result(
-            vectors: count, dimensions: dimensions, queries: queries,
+            vectors: count, dimensions: dimensions, intrinsic_dimensions: intrinsicDimensions ?? dimensions, queries: queries,
             flat_build_seconds: flatBuild, flat_qps: exact.qps, flat_rss_mb: flatRSS,
             hnsw_build_seconds: hnswBuild, hnsw_qps: approximate.qps, hnsw_rss_mb: hnswRSS,
             hnsw_recall_at_10: Double(found) / Double(max(possible, 1)), hnsw_speedup: approximate.qps / max(exact.qps, 1e-9))
     }
 
     static func print(_ r: Result, efSearch: Int?) {
-        Swift.print("synthetic: \(r.vectors) random unit vectors, \(r.dimensions) dimensions, \(r.queries) queries, top 10")
+        let shape = r.intrinsic_dimensions < r.dimensions ? " near a \(r.intrinsic_dimensions)-dimensional subspace" : ""
+        Swift.print("synthetic: \(r.vectors) random unit vectors, \(r.dimensions) dimensions\(shape), \(r.queries) queries, top 10")
         Swift.print(String(format: "  exact (flat)  build %.2f s  queries/s %.1f  memory +%.0f MB", r.flat_build_seconds, r.flat_qps, r.flat_rss_mb))
         Swift.print(String(format: "  hnsw          build %.2f s  queries/s %.1f  memory +%.0f MB  recall@10 vs exact %.4f%@",
             r.hnsw_build_seconds, r.hnsw_qps, r.hnsw_rss_mb, r.hnsw_recall_at_10, efSearch.map { " (efSearch \($0))" } ?? ""))
@@ -131,5 +138,34 @@ struct Gaussian {
         let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
         for i in v.indices { v[i] /= norm }
         return v.map(Float.init)
+    }
+}
+
+/// Where synthetic vectors come from: all `dimensions` at random, or near one random subspace of
+/// `intrinsic` dimensions — x = normalise(B·z + 0.1·e), z and e standard normal, B a fixed random
+/// `dimensions` × `intrinsic` matrix scaled so B·z and e have the same per-coordinate variance.
+struct SyntheticVectors {
+    let dimensions: Int
+    let intrinsic: Int
+    private let basis: [Float]  // row-major, dimensions × intrinsic
+
+    init(dimensions: Int, intrinsic: Int?, random: inout Gaussian) {
+        self.dimensions = dimensions
+        self.intrinsic = intrinsic ?? dimensions
+        let scale = 1 / Double(self.intrinsic).squareRoot()
+        basis = intrinsic == nil ? [] : (0..<(dimensions * self.intrinsic)).map { _ in Float(random.next() * scale) }
+    }
+
+    func next(_ random: inout Gaussian) -> [Float] {
+        guard !basis.isEmpty else { return random.unitVector(dimensions) }
+        let z = (0..<intrinsic).map { _ in Float(random.next()) }
+        var v = [Float](repeating: 0, count: dimensions)
+        for row in 0..<dimensions {
+            var sum: Float = 0
+            for column in 0..<intrinsic { sum += basis[row * intrinsic + column] * z[column] }
+            v[row] = sum + 0.1 * Float(random.next())
+        }
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return v.map { $0 / norm }
     }
 }
