@@ -31,6 +31,14 @@ func swiftPlugin(
     )
 }
 
+/// `ORION_COVERAGE=1` (set by scripts/test.sh) instruments the C and C++ plugins for line
+/// coverage too: `swift build --enable-code-coverage` instruments Swift targets only.
+let coverage = Context.environment["ORION_COVERAGE"] == "1"
+let coverageFlags = ["-fprofile-instr-generate", "-fcoverage-mapping"]
+let coverageCSettings: [CSetting] = coverage ? [.unsafeFlags(coverageFlags)] : []
+let coverageCXXSettings: [CXXSetting] = coverage ? [.unsafeFlags(coverageFlags)] : []
+let coverageLinkerSettings: [LinkerSetting] = coverage ? [.unsafeFlags(["-profile-generate"])] : []  // swiftc links: its spelling
+
 /// A plugin written in C: header only, plus the system libraries it wraps (test fixtures,
 /// benchmarks, and ratelimit-redis over Debian's libhiredis-dev).
 func cPlugin(
@@ -42,7 +50,8 @@ func cPlugin(
             name: target,
             dependencies: ["OrionPluginABI"],
             path: path,
-            linkerSettings: (strictLinking ? pluginLinkerSettings : []) + libraries.map { .linkedLibrary($0) }
+            cSettings: coverageCSettings,
+            linkerSettings: (strictLinking ? pluginLinkerSettings : []) + libraries.map { .linkedLibrary($0) } + coverageLinkerSettings
         )
     )
 }
@@ -55,7 +64,8 @@ func cxxPlugin(_ product: String, target: String, path: String, libraries: [Stri
             name: target,
             dependencies: ["OrionPluginABI"],
             path: path,
-            linkerSettings: pluginLinkerSettings + libraries.map { .linkedLibrary($0) }
+            cxxSettings: coverageCXXSettings,
+            linkerSettings: pluginLinkerSettings + libraries.map { .linkedLibrary($0) } + coverageLinkerSettings
         )
     )
 }

@@ -9,8 +9,19 @@ usage: coverage.py BUILD_DIR [--min 80]
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+
+def toolchain_tool(name):
+    """`name` from the Swift toolchain that built the profile (a distribution's older llvm-cov
+    cannot read the instrumented C and C++ plugins), else whatever `name` is on PATH."""
+    swift = shutil.which("swift")
+    if swift:
+        candidate = os.path.join(os.path.dirname(os.path.realpath(swift)), name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return name
 
 def main():
     build = sys.argv[1]
@@ -25,7 +36,7 @@ def main():
     orion = os.path.join(build, "orion")
     if os.path.exists(orion):
         objects.append(orion)
-    llvm_cov = os.environ.get("LLVM_COV", "llvm-cov")
+    llvm_cov = os.environ.get("LLVM_COV") or toolchain_tool("llvm-cov")
     command = [llvm_cov, "export", "-summary-only", f"-instr-profile={profdata}", binaries[0]]
     for obj in objects:
         command += ["-object", obj]

@@ -12,6 +12,8 @@ source scripts/postgres-setup.sh
 # The real openai Python client, for the tests that call the OpenAI-compatible API with it.
 bash scripts/client-setup.sh
 
+# The C and C++ plugins are instrumented as well (Package.swift reads ORION_COVERAGE).
+export ORION_COVERAGE=1
 swift build --build-tests --enable-code-coverage
 swift test --skip-build --enable-code-coverage
 # API fuzzing against /openapi.json on a real server: no request may get a 5xx.
