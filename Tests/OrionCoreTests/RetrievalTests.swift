@@ -205,6 +205,34 @@ import Testing
 
     static let allRetrievers = ["fts", "xapian", "vector", "hnsw", "hybrid", "a"]
 
+    /// Metadata filters hold in every retriever, hybrid included, and apply before ranking: when
+    /// one document in ten matches, a search for 10 still answers 10, all of them matches.
+    @Test func everyRetrieverFiltersBeforeRanking() async throws {
+        let (runtime, index) = try await start()
+        try await index.add((0..<300).map { i in
+            DocumentInput(
+                id: "d\(i)", fields: [DocumentField(name: "text", value: "orion nebula survey \(i)")],
+                metadata: ["shelf": i % 10 == 3 ? "rare" : "common", "parity": i % 2 == 0 ? "even" : "odd"], embedding: DocumentIndexTests.vector(i))
+        }, namespace: "tenant_a")
+        for retriever in Self.allRetrievers {
+            for (filters, expected) in [(["shelf": "rare"], 30), (["shelf": "common"], 270), (["shelf": "rare", "parity": "odd"], 30)] {
+                let answer = try index.search(
+                    instanceID: retriever, namespace: "tenant_a", text: "orion nebula", vector: DocumentIndexTests.vector(13), topK: 10, filters: filters)
+                #expect(answer.hits.count == min(10, expected), "\(retriever) \(filters)")
+                #expect(answer.hits.allSatisfy { hit in filters.allSatisfy { hit.document.metadata[$0.key] == $0.value } }, "\(retriever) \(filters)")
+            }
+            // Where meaning ranks, the query's own document comes first among the matches.
+            if ["vector", "hnsw", "hybrid"].contains(retriever) {
+                let rare = try index.search(
+                    instanceID: retriever, namespace: "tenant_a", text: "", vector: DocumentIndexTests.vector(13), topK: 5, filters: ["shelf": "rare"])
+                #expect(rare.hits.first?.document.id == "d13", "\(retriever)")
+            }
+            let none = try index.search(instanceID: retriever, namespace: "tenant_a", text: "orion", vector: DocumentIndexTests.vector(1), topK: 10, filters: ["shelf": "missing"])
+            #expect(none.hits.isEmpty, "\(retriever)")
+        }
+        await runtime.shutdown()
+    }
+
     @Test func deleteRemovesADocumentFromEveryIndexAndARestartAgrees() async throws {
         do {
             let (runtime, index) = try await start()
