@@ -23,7 +23,9 @@
 //       -o libvector-hnsw.so -lpthread
 // Needs Debian's libhnswlib-dev (header only). Written against hnswlib 0.6.2 (Debian 12), which
 // has no BaseFilterFunctor: the filtered search below walks hnswlib's public graph itself, the
-// same way later hnswlib versions apply a filter functor.
+// same way later hnswlib versions apply a filter functor. The plugin is one translation unit
+// because hnswlib 0.6.2's header defines non-inline functions and globals (cpuid, the SIMD
+// distance pointers): a second file including it fails to link with duplicate definitions.
 
 #include <orion_plugin.h>
 
