@@ -42,6 +42,37 @@ struct QueryExpansionTests {
         #expect(upstream.fake.requestCount == 1)
     }
 
+    /// The rephrasing call is charged like any other: against the tenant's own cap when an
+    /// operator gave it one, not its tier's.
+    @Test("a tenant's own cap, not its tier's, pays for rephrasings")
+    func aTenantsOwnCapPays() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        var engines = upstream.engines(retries: 0)
+        engines.capabilities += ", query_expansion: openai"
+        engines.costCapUSD = 0.000_001  // the tier's cap cannot pay for one call
+        let gateway = try await GatewayHarness.start(engines: engines) { $0.memory.queryExpansionEnabled = true }
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        _ = try await gateway.send(.POST, "/api/memory", token: token, json: ["intent": "renew billing service secrets", "experience": "vault"])
+        // The first rephrasing spends past the tier's cap (its price is known only from the answer's
+        // model); after it the tier's cap refuses every call before it is made.
+        for _ in 0..<2 {
+            upstream.fake.script(.reply("rotate payment API credentials\nrenew billing service secrets"))
+            _ = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
+        }
+        #expect(upstream.fake.requestCount == 1, "the second is refused by the tier's cap")
+
+        let admin = try await GatewayHarness.token(tenant: "ops", user: "olga", roles: ["admin"])
+        let raised = try await gateway.send(.PUT, "/api/admin/tenants/acme", token: admin, json: ["name": "Acme", "tier": "free", "costCapUsd": 10])
+        #expect(raised.status == 200 || raised.status == 201)
+        upstream.fake.script(.reply("rotate payment API credentials\nrenew billing service secrets"))
+        let found = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
+        #expect(found.status == 200)
+        #expect(upstream.fake.requestCount == 2, "the tenant's own cap pays for the rephrasing")
+        #expect((found.json["hits"] as? [Any])?.count == 1)
+    }
+
     @Test("an engine failure never fails the search")
     func failureDoesNotBlock() async throws {
         let upstream = try await UpstreamHarness.start()

@@ -24,13 +24,13 @@ public struct EngineQueryExpander: QueryExpanding {
         where you can. Answer with exactly two lines, one rewrite per line, and nothing else.
         """
 
-    public func rephrasings(of intent: String, tier: String, namespace: String) async -> [String] {
+    public func rephrasings(of intent: String, tier: String, namespace: String, tenantCapUSD: Double?) async -> [String] {
         guard let tenant = Namespace.tenantID(of: namespace),
             let ids = try? engines.registry.instanceIDs(tier: tier, capability: Self.capability), !ids.isEmpty
         else { return [] }
         let account = EngineAccount(
             tier: tier, tenant: tenant, user: "system", session: "query-expansion", requestID: UUID().uuidString.lowercased(),
-            isSingleCallSession: true)
+            isSingleCallSession: true, tenantCapUSD: tenantCapUSD)
         let payload = ChatPayload(object: [
             "messages": [["role": "system", "content": Self.instruction], ["role": "user", "content": intent]], "max_tokens": 160,
         ])

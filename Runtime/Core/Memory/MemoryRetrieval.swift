@@ -88,10 +88,13 @@ extension MemoryBank {
     /// answer uses vectors (`retrieval.vector` or `retrieval.hybrid` in their manifests); else none. An engine
     /// failure does not fail the search: it goes on by text, and `degradedReason` says why.
     ///
-    /// With `namespace` (whose tenant pays for it) and an expander installed, a query longer than
-    /// 50 characters is also rephrased, while it is embedded; see ``QueryExpanding``.
-    public func queryVector(tier: String, retriever: String? = nil, intent: String, given: [Float]? = nil, namespace: String? = nil) async -> QueryVector {
-        async let rephrased = expansions(of: intent, tier: tier, namespace: namespace)
+    /// With `namespace` (whose tenant pays for it, within `tenantCapUSD` when the tenant has a cap
+    /// of its own) and an expander installed, a query longer than 50 characters is also rephrased,
+    /// while it is embedded; see ``QueryExpanding``.
+    public func queryVector(
+        tier: String, retriever: String? = nil, intent: String, given: [Float]? = nil, namespace: String? = nil, tenantCapUSD: Double? = nil
+    ) async -> QueryVector {
+        async let rephrased = expansions(of: intent, tier: tier, namespace: namespace, tenantCapUSD: tenantCapUSD)
         var query = await embeddedQuery(tier: tier, retriever: retriever, intent: intent, given: given)
         query.expansions = await rephrased
         return query

@@ -5,8 +5,9 @@ import OrionPluginHost
 /// tier's full-text retriever and fused with the query's own candidates by reciprocal rank. An
 /// expander answers within its own time limit and never throws: no rephrasings is always an answer.
 public protocol QueryExpanding: Sendable {
-    /// Up to two rephrasings of `intent` for a tenant of `tier` in `namespace`.
-    func rephrasings(of intent: String, tier: String, namespace: String) async -> [String]
+    /// Up to two rephrasings of `intent` for a tenant of `tier` in `namespace`, charged to that
+    /// tenant: against `tenantCapUSD`, its own monthly cap, when it has one, else its tier's.
+    func rephrasings(of intent: String, tier: String, namespace: String, tenantCapUSD: Double?) async -> [String]
 }
 
 extension MemoryBank {
@@ -16,9 +17,9 @@ extension MemoryBank {
     static let fusionK = 60.0
 
     /// Rephrasings of `intent`, when an expander is installed and the query is long enough.
-    func expansions(of intent: String, tier: String, namespace: String?) async -> [String] {
+    func expansions(of intent: String, tier: String, namespace: String?, tenantCapUSD: Double?) async -> [String] {
         guard let expander, let namespace, intent.count > Self.expansionMinimumLength else { return [] }
-        return await expander.rephrasings(of: intent, tier: tier, namespace: namespace)
+        return await expander.rephrasings(of: intent, tier: tier, namespace: namespace, tenantCapUSD: tenantCapUSD)
     }
 
     /// Phase A's hits fused with the full-text hits of each rephrasing (reciprocal rank fusion,

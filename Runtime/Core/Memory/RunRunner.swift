@@ -21,12 +21,15 @@ public struct RunRequest: Sendable, Hashable {
     public var id: String?
     /// Who started the run (a user id), for the record and its events.
     public var user: String
+    /// The tenant's own monthly cap, when it has one (else its tier's applies) to what the run spends.
+    public var tenantCapUSD: Double?
 
     public init(
         namespace: String, tier: String, session: String, kind: Kind = .run, intent: String, vector: [Float]? = nil, topK: Int = 5,
-        id: String? = nil, user: String = ""
+        id: String? = nil, user: String = "", tenantCapUSD: Double? = nil
     ) {
         self.user = user
+        self.tenantCapUSD = tenantCapUSD
         self.namespace = namespace
         self.tier = tier
         self.session = session
@@ -119,7 +122,8 @@ public final class RunRunner: Sendable {
         var query: QueryVector?
         var retrieveStep: RunStep?
         if request.topK > 0 {
-            let vector = await memory.queryVector(tier: request.tier, intent: request.intent, given: request.vector, namespace: request.namespace)
+            let vector = await memory.queryVector(
+                tier: request.tier, intent: request.intent, given: request.vector, namespace: request.namespace, tenantCapUSD: request.tenantCapUSD)
             query = vector
             degraded = vector.degradedReason
             do {

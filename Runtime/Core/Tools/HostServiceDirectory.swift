@@ -9,8 +9,11 @@ public struct ToolScope: Sendable, Hashable {
     public var tier: String
     public var user: String
     public var runID: String
+    /// The tenant's own monthly cap, when it has one: what the tool's engine calls are held to.
+    public var tenantCapUSD: Double?
 
-    public init(tenantID: String, namespace: String, tier: String, user: String, runID: String = "") {
+    public init(tenantID: String, namespace: String, tier: String, user: String, runID: String = "", tenantCapUSD: Double? = nil) {
+        self.tenantCapUSD = tenantCapUSD
         self.tenantID = tenantID
         self.namespace = namespace
         self.tier = tier

@@ -17,7 +17,7 @@ enum MemoryService {
             }
             let topK = (object["topK"] as? NSNumber)?.intValue ?? 5
             guard (1...50).contains(topK) else { throw PluginError(.invalidArgument, "memory.search: 'topK' must be 1 to 50, got \(topK)") }
-            let vector = await memory.queryVector(tier: scope.tier, intent: query, namespace: scope.namespace)
+            let vector = await memory.queryVector(tier: scope.tier, intent: query, namespace: scope.namespace, tenantCapUSD: scope.tenantCapUSD)
             let found: MemoryRetrieval
             do {
                 found = try memory.retrieve(namespace: scope.namespace, tier: scope.tier, intent: query, query: vector, topK: topK)

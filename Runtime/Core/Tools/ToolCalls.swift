@@ -107,7 +107,9 @@ public final class ToolCalls: Sendable {
         let box = ResultBox()
         do {
             _ = try await runs.run(
-                RunRequest(namespace: scope.namespace, tier: scope.tier, session: "tools", kind: .tool, intent: "tool \(name)", topK: 0, user: scope.user)
+                RunRequest(
+                    namespace: scope.namespace, tier: scope.tier, session: "tools", kind: .tool, intent: "tool \(name)", topK: 0, user: scope.user,
+                    tenantCapUSD: scope.tenantCapUSD)
             ) { context in
                 var own = scope
                 own.runID = context.runID

@@ -84,7 +84,7 @@ struct ChatRoutes {
                 try await runs.run(
                     RunRequest(
                         namespace: tenant.namespace, tier: tenant.tier.name, session: turn.session, kind: .chat, intent: turn.message, topK: turn.topK,
-                        id: turn.runID, user: turn.account.user)
+                        id: turn.runID, user: turn.account.user, tenantCapUSD: turn.account.tenantCapUSD)
                 ) { run in
                     onStart?(run.runID)
                     var object: [String: Any] = [

@@ -53,7 +53,8 @@ struct MemoryRoutes {
         let intent = body.string("intent") ?? ""
         // Without a vector, the tier's embeddings engine makes one (when its retrievers use vectors).
         let query = await memory.queryVector(
-            tier: tenant.tier.name, retriever: body.string("retriever"), intent: intent, given: body.floats("vector"), namespace: tenant.namespace)
+            tier: tenant.tier.name, retriever: body.string("retriever"), intent: intent, given: body.floats("vector"), namespace: tenant.namespace,
+            tenantCapUSD: tenant.tenant.costCapUSD)
         let answer = try await Self.mapping {
             try await Blocking.run {
                 try memory.retrieve(

@@ -43,7 +43,8 @@ struct ToolRoutes {
         let body = try await Self.callSchema.parse(request)
         let input = body["input"]?.jsonData ?? Data("{}".utf8)
         let scope = ToolScope(
-            tenantID: tenant.tenant.id, namespace: tenant.namespace, tier: tenant.tier.name, user: context.identity?.userID ?? "unknown", runID: "")
+            tenantID: tenant.tenant.id, namespace: tenant.namespace, tier: tenant.tier.name, user: context.identity?.userID ?? "unknown", runID: "",
+            tenantCapUSD: tenant.tenant.costCapUSD)
         let result: ToolResult
         let runID = body.string("runId")
         do throws(ToolError) {
