@@ -83,6 +83,33 @@ struct ChatRunTests {
         #expect(upstream.fake.requestCount == 0)
     }
 
+    /// A chat that names no model is answered by the tier's default engine with its default
+    /// model, known only from the answer: the hold covers the dearest model the tier offers
+    /// through that engine, so concurrent chats cannot spend past the cap together.
+    @Test("chats without a model hold what their engine's models may cost: concurrent ones stay within the cap")
+    func unnamedModelsAreHeldToo() async throws {
+        let upstream = try await UpstreamHarness.start()
+        defer { upstream.stop() }
+        let cap = 0.0004  // a 90-word chat holds about 0.00013 USD and costs about half of it
+        let gateway = try await GatewayHarness.start(engines: upstream.engines(costCapUSD: cap))
+        defer { Task { await gateway.stop() } }
+        let token = try await GatewayHarness.token()
+        let text = (1...90).map { "w\($0)" }.joined(separator: " ")
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<16 {
+                group.addTask {
+                    try await gateway.send(.POST, "/v1/chat", token: token, json: ["message": text, "maxTokens": 100, "session": "s\(index)"]).status
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 402 }, "\(statuses)")
+        #expect(statuses.contains(402) && statuses.contains(200))
+        let totals = try await gateway.send(.GET, "/api/usage/summary", token: token).json["totals"] as? [String: Any]
+        let spent = totals?["costNanoUsd"] as? Int ?? -1
+        #expect(spent > 0 && spent <= Int(cap * 1e9), "spent \(spent) nano-USD against a cap of \(Int(cap * 1e9))")
+    }
+
     @Test("chats that name no session are charged as sessions of their own, never to one shared account")
     func sessionlessChatsDoNotShareAnAccount() async throws {
         let upstream = try await UpstreamHarness.start()

@@ -55,13 +55,11 @@ struct QueryExpansionTests {
         defer { Task { await gateway.stop() } }
         let token = try await GatewayHarness.token()
         _ = try await gateway.send(.POST, "/api/memory", token: token, json: ["intent": "renew billing service secrets", "experience": "vault"])
-        // The first rephrasing spends past the tier's cap (its price is known only from the answer's
-        // model); after it the tier's cap refuses every call before it is made.
-        for _ in 0..<2 {
-            upstream.fake.script(.reply("rotate payment API credentials\nrenew billing service secrets"))
-            _ = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
-        }
-        #expect(upstream.fake.requestCount == 1, "the second is refused by the tier's cap")
+        // The rephrasing's hold (the dearest model the tier offers through the engine) is past the
+        // tier's cap: refused before any call, and the search goes on without it.
+        let refused = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
+        #expect(refused.status == 200 && (refused.json["hits"] as? [Any])?.isEmpty == true)
+        #expect(upstream.fake.requestCount == 0)
 
         let admin = try await GatewayHarness.token(tenant: "ops", user: "olga", roles: ["admin"])
         let raised = try await gateway.send(.PUT, "/api/admin/tenants/acme", token: admin, json: ["name": "Acme", "tier": "free", "costCapUsd": 10])
@@ -69,7 +67,7 @@ struct QueryExpansionTests {
         upstream.fake.script(.reply("rotate payment API credentials\nrenew billing service secrets"))
         let found = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
         #expect(found.status == 200)
-        #expect(upstream.fake.requestCount == 2, "the tenant's own cap pays for the rephrasing")
+        #expect(upstream.fake.requestCount == 1, "the tenant's own cap pays for the rephrasing")
         #expect((found.json["hits"] as? [Any])?.count == 1)
     }
 

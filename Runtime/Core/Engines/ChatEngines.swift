@@ -183,10 +183,22 @@ public final class ChatEngines: Sendable {
         caller.tenantCapUSD ?? registry.snapshot.tiers[caller.tier]?.costCapUSD ?? 0
     }
 
+    /// The models a call on `route` may be billed for: the route's own, else the caller's. With
+    /// neither (the engine's default model, as for `/v1/chat` without a model), which one is known
+    /// only from the answer: every model the tier offers through that instance, else every model
+    /// it offers — so the hold covers the dearest of them.
+    func billableModels(_ route: ModelRoute, requested: String, tier: String) -> [String] {
+        if let named = route.model ?? (requested.isEmpty ? nil : requested) { return [named] }
+        let offered = registry.snapshot.tiers[tier]?.models ?? [:]
+        let viaInstance = offered.flatMap { name, routes in routes.filter { $0.instance == route.instance }.map { $0.model ?? name } }
+        return viaInstance.isEmpty ? offered.flatMap { name, routes in routes.map { $0.model ?? name } } : viaInstance
+    }
+
     /// Holds the most the call could cost on the dearest of its routes.
     private func reserve(_ request: ChatPayload, maxOutput: Int, routes: [ModelRoute], requested: String, caller: EngineAccount) async throws(EngineError) -> BudgetLedger.Reservation {
         let bound = TokenCounts(input: request.promptTokenBound, output: Int64(maxOutput))
-        let most = routes.compactMap { prices.lookUp(tier: caller.tier, model: $0.model ?? requested, tokens: bound).nanoUSD }.max() ?? 0
+        let most = routes.flatMap { billableModels($0, requested: requested, tier: caller.tier) }
+            .compactMap { prices.lookUp(tier: caller.tier, model: $0, tokens: bound).nanoUSD }.max() ?? 0
         let tierCap = monthlyCapUSD(caller)
         do {
             return try await budgets.reserve(.init(
