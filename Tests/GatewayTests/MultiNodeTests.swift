@@ -243,9 +243,18 @@ struct MultiNodeTests {
         for node in 0..<2 {
             #expect(try await nodes.counter(node, "orion_plugin_redis_unavailable_total", labels: #"policy="closed""#) > 0, "node \(node)")
         }
-        // Redis back: both nodes admit again.
+        // Redis back: both nodes admit again, each once its connections' reconnect wait
+        // (reconnectMs) is over.
         try redis.start()
-        for node in 0..<2 { #expect(try await nodes.send(node, .GET, "/v1/models", token: busy).status == 200, "node \(node)") }
+        for node in 0..<2 {
+            var status = 0
+            for _ in 0..<50 {  // at most 5 s
+                status = try await nodes.send(node, .GET, "/v1/models", token: busy).status
+                if status == 200 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(status == 200, "node \(node)")
+        }
         await nodes.stop()
         await database.drop()
     }
