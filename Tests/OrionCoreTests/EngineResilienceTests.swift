@@ -145,6 +145,21 @@ struct EngineResilienceTests {
         }
     }
 
+    /// A shared settlement that fails is retried in the background; when it lands, the alert it
+    /// crosses is raised then, not lost.
+    @Test("a settlement that lands on a retry still raises its budget_alert")
+    func aLateSettlementStillAlerts() async throws {
+        let alerts = AlertBox()
+        let shared = FlakyBudgets()
+        let ledger = BudgetLedger(usage: nil, shared: shared, alertThreshold: 0.8, logger: .init(label: "test")) { alerts.add($0) }
+        let hold = try await ledger.reserve(.init(tenant: "t", session: "s", amountNanoUSD: 900, sessionCapNanoUSD: 10_000, tenantCapNanoUSD: 1_000))
+        await ledger.settle(hold, actualNanoUSD: 900)
+        #expect(alerts.count == 0, "the first attempt failed")
+        for _ in 0..<40 where alerts.count == 0 { try await Task.sleep(for: .milliseconds(100)) }  // the first retry waits 1 s
+        #expect(alerts.count == 1, "900 of the tenant's 1000 crossed 80%")
+        #expect(shared.settlements == 2)
+    }
+
     @Test("tier models route to instances or instance/model; bad routes and unknown instances are refused at load")
     func modelRoutes() throws {
         #expect(ModelRoute("openai") == ModelRoute(instance: "openai"))
@@ -175,4 +190,22 @@ final class AlertBox: @unchecked Sendable {
     private var alerts: [BudgetAlert] = []
     func add(_ alert: BudgetAlert) { lock.withLock { alerts.append(alert) } }
     var count: Int { lock.withLock { alerts.count } }
+}
+
+/// Shared budgets whose first settlement fails (a dropped connection, say).
+final class FlakyBudgets: SharedBudgets, @unchecked Sendable {
+    // @unchecked: guarded by the lock.
+    private let lock = NSLock()
+    private var calls = 0
+    var settlements: Int { lock.withLock { calls } }
+
+    struct Dropped: Error {}
+
+    func hold(_ request: BudgetLedger.Request, monthStart: Int64, monthEnd: Int64, now: Date) async throws -> String { "hold-1" }
+
+    func settle(holdID: String, tenant: String, session: String?, monthStart: Int64, actualNanoUSD: Int64) async throws -> [SettledAccount] {
+        let call = lock.withLock { calls += 1; return calls }
+        if call == 1 { throw Dropped() }
+        return [SettledAccount(session: nil, spentBefore: 0, spentAfter: actualNanoUSD)]
+    }
 }

@@ -174,15 +174,6 @@ public final class BudgetLedger: Sendable {
 
     /// Replaces the reservation with what the call cost (0 for a call that failed or had no price).
     public func settle(_ reservation: Reservation, actualNanoUSD: Int64) async {
-        var alerts: [BudgetAlert] = []
-        func check(_ key: Key, cap: Int64, before: Int64, after: Int64) {
-            let line = Int64((Double(cap) * alertThreshold).rounded(.up))
-            if cap > 0, before < line, after >= line {
-                alerts.append(BudgetAlert(
-                    scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: after,
-                    capNanoUSD: cap, tier: reservation.tier))
-            }
-        }
         if let shared, let hold = reservation.holdID {
             let settle = { @Sendable in
                 try await shared.settle(
@@ -190,23 +181,22 @@ public final class BudgetLedger: Sendable {
                     actualNanoUSD: actualNanoUSD)
             }
             do {
-                for account in try await settle() {
-                    let key = account.session == nil ? reservation.tenant : reservation.session
-                    guard let key else { continue }
-                    check(key, cap: key.session == nil ? reservation.tenantCap : reservation.sessionCap, before: account.spentBefore, after: account.spentAfter)
-                }
+                emit(alerts(settled: try await settle(), reservation))
             } catch {
                 // The caller is not kept waiting: the settlement is retried in the background
                 // (1, 2, 4, 8, 16 s). Meanwhile the hold counts its full amount until it expires
                 // (store.budgetHoldSeconds); a settlement that never lands leaves the call's cost
-                // out of the account, which the usage records still hold.
+                // out of the account, which the usage records still hold. One that lands late
+                // raises its alerts then.
                 Counter(label: "orion_budget_settle_failures_total").increment()
                 logger.warning("a budget settlement failed; retrying", metadata: ["orion.tenant": "\(reservation.tenant.tenant)", "orion.error": "\(error)"])
-                let logger = self.logger
                 Task {
                     for attempt in 0..<5 {
                         try? await Task.sleep(for: .seconds(1 << attempt))
-                        if (try? await settle()) != nil { return }
+                        if let settled = try? await settle() {
+                            emit(alerts(settled: settled, reservation))
+                            return
+                        }
                     }
                     Counter(label: "orion_budget_settlements_lost_total").increment()
                     logger.error(
@@ -214,6 +204,7 @@ public final class BudgetLedger: Sendable {
                 }
             }
         } else {
+            var alerts: [BudgetAlert] = []
             accounts.withLock { all in
                 for (key, cap) in [(reservation.session, reservation.sessionCap), (reservation.tenant, reservation.tenantCap)] {
                     guard let key, var account = all[key] else { continue }
@@ -221,10 +212,32 @@ public final class BudgetLedger: Sendable {
                     let before = account.spent
                     account.spent += actualNanoUSD
                     all[key] = account
-                    check(key, cap: cap, before: before, after: account.spent)
+                    if let alert = crossing(key, cap: cap, before: before, after: account.spent, tier: reservation.tier) { alerts.append(alert) }
                 }
             }
+            emit(alerts)
         }
+    }
+
+    /// The alert for an account whose spend went from `before` to `after`, if that crossed
+    /// `alertThreshold` of its cap.
+    func crossing(_ key: Key, cap: Int64, before: Int64, after: Int64, tier: String) -> BudgetAlert? {
+        let line = Int64((Double(cap) * alertThreshold).rounded(.up))
+        guard cap > 0, before < line, after >= line else { return nil }
+        return BudgetAlert(scope: key.session == nil ? .tenant : .session, tenant: key.tenant, session: key.session, spentNanoUSD: after, capNanoUSD: cap, tier: tier)
+    }
+
+    /// The alerts the accounts of a shared settlement crossed.
+    func alerts(settled: [SettledAccount], _ reservation: Reservation) -> [BudgetAlert] {
+        settled.compactMap { account in
+            guard let key = account.session == nil ? reservation.tenant : reservation.session else { return nil }
+            return crossing(
+                key, cap: key.session == nil ? reservation.tenantCap : reservation.sessionCap, before: account.spentBefore, after: account.spentAfter,
+                tier: reservation.tier)
+        }
+    }
+
+    func emit(_ alerts: [BudgetAlert]) {
         for alert in alerts {
             Counter(label: "orion_budget_alerts_total", dimensions: [("scope", alert.scope.rawValue)]).increment()
             logger.warning(

@@ -73,6 +73,12 @@ public struct SettledAccount: Sendable, Hashable {
     public var session: String?
     public var spentBefore: Int64
     public var spentAfter: Int64
+
+    public init(session: String?, spentBefore: Int64, spentAfter: Int64) {
+        self.session = session
+        self.spentBefore = spentBefore
+        self.spentAfter = spentAfter
+    }
 }
 
 /// The state every node of a deployment must agree on — tenants, usage records, budgets,
