@@ -356,6 +356,79 @@ import Testing
         await first.close()
     }
 
+    /// A cancel asked on one node for a run another node runs reaches that node (NOTIFY); a run
+    /// the asking node runs itself, one that ended, or one of another tenant is not announced.
+    @Test(.timeLimit(.minutes(1)))
+    func aCancelReachesTheNodeThatRunsTheRun() async throws {
+        let first = try await Self.open(.postgres)
+        let second = try await Self.open(.postgres, database: first.database)
+        let heard = Mutex<[CancelRequest]>([])
+        let runsB = try #require(second.state.runs)
+        runsB.onCancelRequest { request in heard.withLock { $0.append(request) } }
+        let listener = Task { try await second.state.services[0].run() }
+        let runsA = try #require(first.state.runs)
+        try await runsB.insert(Self.run("r1", "tenant_a", at: 1_000), node: "node-b")
+        try await runsB.insert(Self.run("r2", "tenant_a", at: 1_000), node: "node-b")
+
+        // The listener may still be connecting: ask until it hears (10 s at most).
+        var asked = false
+        for _ in 0..<100 where heard.withLock({ $0.isEmpty }) {
+            asked = try await runsA.requestCancel(id: "r1", namespace: "tenant_a", reason: "cancelled by olga", from: "node-a")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(asked)
+        #expect(heard.withLock { $0.first } == CancelRequest(runID: "r1", namespace: "tenant_a", reason: "cancelled by olga"))
+
+        #expect(try await runsB.requestCancel(id: "r1", namespace: "tenant_a", reason: "x", from: "node-b") == false, "its own run: nobody else to ask")
+        #expect(try await runsA.requestCancel(id: "r1", namespace: "tenant_b", reason: "x", from: "node-a") == false, "another tenant's run")
+        #expect(try await runsA.requestCancel(id: "missing", namespace: "tenant_a", reason: "x", from: "node-a") == false)
+        try await runsB.close(
+            RunClosing(id: "r2", namespace: "tenant_a", status: .finished, error: nil, outcome: nil, reward: nil, used: [], endedAt: 2_000, steps: [], toolCalls: []),
+            memory: nil)
+        #expect(try await runsA.requestCancel(id: "r2", namespace: "tenant_a", reason: "x", from: "node-a") == false, "a run that ended")
+        listener.cancel()
+        (second.state.tenants as? PostgresState)?.close()
+        await first.close()
+    }
+
+    /// Two nodes' run runners on one database: a cancel sent through one reaches the run the other
+    /// runs, which ends cancelled with the reason.
+    @Test(.timeLimit(.minutes(1)))
+    func aRunIsCancelledThroughAnyNode() async throws {
+        let first = try await Self.open(.postgres)
+        let second = try await Self.open(.postgres, database: first.database)
+        let h = try await MemoryHarness.start()
+        defer { Task { await h.stop() } }
+        let nodeA = RunRunner(memory: h.memory, node: "node-a", store: first.state.runs, logger: Self.logger)
+        let nodeB = RunRunner(memory: h.memory, node: "node-b", store: second.state.runs, logger: Self.logger)
+        let listener = Task { try await second.state.services[0].run() }
+        let started = AsyncStream.makeStream(of: Void.self)
+        let run = Task {
+            try await nodeB.run(RunRequest(namespace: "tenant_a", tier: "free", session: "s", intent: "a long task", topK: 0, id: "long")) { context in
+                started.continuation.yield()
+                for _ in 0..<2_000 where !context.trace.isCancelled { try await Task.sleep(for: .milliseconds(5)) }  // 10 s at most
+                return RunConclusion(outcome: .success)
+            }
+        }
+        for await _ in started.stream { break }
+        // Node B's listener may still be connecting: ask again until the run has ended.
+        var answers: [RunRunner.CancelResult] = []
+        for _ in 0..<50 {
+            let answer = try await nodeA.cancel(runID: "long", namespace: "tenant_a", reason: "stop it")
+            answers.append(answer)
+            if answer != .requestedOfItsNode { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(answers.first == .requestedOfItsNode)
+        #expect(answers.last == .alreadyEnded(.cancelled), "\(answers)")
+        await #expect(throws: RunCancelled.self) { try await run.value }
+        let record = try #require(try await nodeA.record(id: "long", namespace: "tenant_a"))
+        #expect(record.status == .cancelled && record.error == "stop it")
+        listener.cancel()
+        (second.state.tenants as? PostgresState)?.close()
+        await first.close()
+    }
+
     /// A settlement retried after its commit's answer was lost adds the cost once.
     @Test func aSettlementCountsOnceWhenRetried() async throws {
         let opened = try await Self.open(.postgres)

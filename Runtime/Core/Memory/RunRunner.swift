@@ -99,6 +99,10 @@ public final class RunRunner: Sendable {
         self.memory = memory
         self.events = events
         self.logger = logger
+        // Another node asked to cancel a run: this one cancels it if it runs it.
+        self.store.onCancelRequest { [weak self] request in
+            self?.activeTrace(runID: request.runID, namespace: request.namespace)?.cancel(reason: request.reason)
+        }
     }
 
     var pool: DatabasePool { memory.store.pool }
@@ -258,8 +262,11 @@ public final class RunRunner: Sendable {
         case notFound
         /// It had already ended with this status.
         case alreadyEnded(RunRecord.Status)
-        /// Recorded as running, but not by this process (another node, or a process that stopped).
+        /// Recorded as running by this node, but no longer run by it (the process restarted
+        /// since), or — with one node — by a process that stopped.
         case notRunningHere
+        /// Another node runs it, and was asked to cancel it.
+        case requestedOfItsNode
     }
 
     /// Asks run `runID` of `namespace` to stop (cooperatively: the engine stream it reads stops at
@@ -278,6 +285,8 @@ public final class RunRunner: Sendable {
             trace.cancel(reason: reason)
             return .requested
         }
+        // Another node runs it: that node is asked (it cancels it when it hears).
+        if try await store.requestCancel(id: runID, namespace: namespace, reason: reason, from: node) { return .requestedOfItsNode }
         return .notRunningHere
     }
 

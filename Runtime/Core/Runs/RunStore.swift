@@ -65,6 +65,30 @@ public protocol RunStore: Sendable {
     func runs(namespace: String, query: RunQuery) async throws -> [RunRecord]
     /// Closes the runs `node` left running as errors saying `message`; returns how many.
     func closeInterrupted(node: String, message: String, endedAt: Int64) async throws -> Int
+    /// Asks the node running run `id` of `namespace` — another one than `node` — to cancel it.
+    /// False when no other node runs it, or when this store serves one node only.
+    func requestCancel(id: String, namespace: String, reason: String, from node: String) async throws -> Bool
+    /// Calls `observer` with each cancel another node asks of this one.
+    func onCancelRequest(_ observer: @escaping @Sendable (CancelRequest) -> Void)
+}
+
+/// A cancel one node asks of the node running the run.
+public struct CancelRequest: Sendable, Hashable, Codable {
+    public var runID: String
+    public var namespace: String
+    public var reason: String
+
+    public init(runID: String, namespace: String, reason: String) {
+        self.runID = runID
+        self.namespace = namespace
+        self.reason = reason
+    }
+}
+
+extension RunStore {
+    /// One node: nobody else to ask.
+    public func requestCancel(id: String, namespace: String, reason: String, from node: String) async throws -> Bool { false }
+    public func onCancelRequest(_ observer: @escaping @Sendable (CancelRequest) -> Void) {}
 }
 
 /// Runs in this node's memory database (tables `runs`, `run_steps`, `run_tool_calls` of the

@@ -10,7 +10,8 @@ import OrionCore
 ///   since the Unix epoch (or ISO 8601 times), `limit` 1–500 (default 50).
 /// - `GET /v1/runs/{id}`: one run with its steps and tool calls.
 /// - `POST /v1/runs/{id}/cancel`: 202 when the run was asked to stop (it ends `cancelled` at its
-///   next step or stream chunk); 409 when it already ended.
+///   next step or stream chunk) — by this node, or by the node running it when the runs are
+///   shared; 409 when it already ended.
 struct RunRoutes {
     let runs: RunRunner
     let rbac: RuntimeConfig.RBAC
@@ -63,7 +64,7 @@ struct RunRoutes {
         let runs = self.runs
         let result = try await runs.cancel(runID: id, namespace: tenant.namespace, reason: "cancelled by \(who)")
         switch result {
-        case .requested:
+        case .requested, .requestedOfItsNode:
             return try JSONResponse.make(.accepted, ["runId": id, "status": "cancelling"], context: context)
         case .notFound:
             throw GatewayError.notFound("no run '\(id)' in this tenant")

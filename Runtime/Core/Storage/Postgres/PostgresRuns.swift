@@ -141,6 +141,19 @@ extension PostgresState: RunStore {
         return try await runRecords(condition, bindings)
     }
 
+    /// Notifies every node when another one runs the run: the one running it cancels it.
+    public func requestCancel(id: String, namespace: String, reason: String, from node: String) async throws -> Bool {
+        let payload = String(decoding: try JSONEncoder().encode(CancelRequest(runID: id, namespace: namespace, reason: reason)), as: UTF8.self)
+        let rows = try await client.query(
+            """
+            SELECT pg_notify(\(PostgresState.runCancelChannel), \(payload)) FROM runs
+            WHERE id = \(id) AND namespace = \(namespace) AND status = 'running' AND node <> \(node)
+            """, logger: logger)
+        var notified = false
+        for try await _ in rows { notified = true }
+        return notified
+    }
+
     public func closeInterrupted(node: String, message: String, endedAt: Int64) async throws -> Int {
         let rows = try await client.query(
             "UPDATE runs SET status = 'error', error = \(message), ended_at = \(endedAt) WHERE status = 'running' AND node = \(node) RETURNING 1",

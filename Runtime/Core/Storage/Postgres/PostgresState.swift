@@ -12,7 +12,8 @@ import Synchronization
 /// expiry sweeps.
 ///
 /// A tenant change is announced with `NOTIFY orion_tenants` in its transaction; every node listens
-/// on that channel and drops its cached resolution of the tenant (see ``service``).
+/// on that channel and drops its cached resolution of the tenant (see ``service``). A cancel asked
+/// of a run another node runs goes to that node on `orion_run_cancel`.
 public final class PostgresState: Sendable {
     let client: PostgresClient
     let logger: Logger
@@ -21,6 +22,7 @@ public final class PostgresState: Sendable {
     /// Seconds a stored idempotent response is replayed.
     let idempotencyTTL: Double
     private let observers = Mutex<[@Sendable (String?) -> Void]>([])
+    private let cancelObservers = Mutex<[@Sendable (CancelRequest) -> Void]>([])
     /// The last readiness check: when, and what it found.
     private let lastProbe = Mutex<(at: ContinuousClock.Instant, problem: String?)?>(nil)
     /// The client's connection pool runs in this task from ``connect`` until ``close()``.
@@ -28,6 +30,8 @@ public final class PostgresState: Sendable {
 
     /// The channel tenant changes are announced on.
     static let tenantChannel = "orion_tenants"
+    /// The channel cancels of another node's runs are asked on (a JSON ``CancelRequest``).
+    static let runCancelChannel = "orion_run_cancel"
 
     private init(client: PostgresClient, clientTask: Task<Void, Never>, logger: Logger, budgetHoldSeconds: Double, idempotencyTTL: Double) {
         self.client = client
@@ -149,10 +153,23 @@ public final class PostgresState: Sendable {
                 while !Task.isCancelled {
                     do {
                         try await state.client.withConnection { connection in
-                            try await connection.listen(on: PostgresState.tenantChannel) { notifications in
-                                // Changes made while no connection listened were missed: every cached tenant is stale.
-                                state.announce(nil)
-                                for try await notification in notifications { state.announce(notification.payload) }
+                            // Both channels on one connection: when either ends, the connection
+                            // is gone, and both are listened to again on a new one.
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    try await connection.listen(on: PostgresState.tenantChannel) { notifications in
+                                        // Changes made while no connection listened were missed: every cached tenant is stale.
+                                        state.announce(nil)
+                                        for try await notification in notifications { state.announce(notification.payload) }
+                                    }
+                                }
+                                group.addTask {
+                                    try await connection.listen(on: PostgresState.runCancelChannel) { notifications in
+                                        for try await notification in notifications { state.cancelRequested(notification.payload) }
+                                    }
+                                }
+                                try await group.next()
+                                group.cancelAll()
                             }
                         }
                     } catch {
@@ -172,6 +189,18 @@ public final class PostgresState: Sendable {
 
     func announce(_ tenant: String?) {
         for observer in observers.withLock({ $0 }) { observer(tenant) }
+    }
+
+    public func onCancelRequest(_ observer: @escaping @Sendable (CancelRequest) -> Void) {
+        cancelObservers.withLock { $0.append(observer) }
+    }
+
+    func cancelRequested(_ payload: String) {
+        guard let request = try? JSONDecoder().decode(CancelRequest.self, from: Data(payload.utf8)) else {
+            logger.warning("ignored a run cancel that is not a cancel request", metadata: ["orion.payload": "\(payload.prefix(200))"])
+            return
+        }
+        for observer in cancelObservers.withLock({ $0 }) { observer(request) }
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
