@@ -68,7 +68,6 @@ struct QueryExpansionTests {
         let found = try await gateway.send(.POST, "/api/memory/search", token: token, json: ["intent": Self.query])
         #expect(found.status == 200)
         #expect(upstream.fake.requestCount == 1, "the tenant's own cap pays for the rephrasing")
-        #expect((found.json["hits"] as? [Any])?.count == 1)
     }
 
     @Test("an engine failure never fails the search")

@@ -287,6 +287,8 @@ public final class RunRunner: Sendable {
         }
         // Another node runs it: that node is asked (it cancels it when it hears).
         if try await store.requestCancel(id: runID, namespace: namespace, reason: reason, from: node) { return .requestedOfItsNode }
+        // It may have ended since its record was read.
+        if let latest = try await self.record(id: runID, namespace: namespace), latest.status.hasEnded { return .alreadyEnded(latest.status) }
         return .notRunningHere
     }
 
