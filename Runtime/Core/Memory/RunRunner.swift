@@ -272,8 +272,7 @@ public final class RunRunner: Sendable {
     /// Asks run `runID` of `namespace` to stop (cooperatively: the engine stream it reads stops at
     /// its next chunk).
     public func cancel(runID: String, namespace: String, reason: String = "cancelled by request") async throws -> CancelResult {
-        let trace = active.withLock { active in active[runID].flatMap { $0.namespace == namespace ? $0.trace : nil } }
-        if let trace {
+        if let trace = activeTrace(runID: runID, namespace: namespace) {
             trace.cancel(reason: reason)
             return .requested
         }
